@@ -24,6 +24,8 @@ namespace sluice {
     X(ip_bad_fragment, "fragment with impossible offset/length")                                   \
     X(l4_truncated, "transport header cut short")                                                  \
     X(tcp_bad_offset, "TCP data offset < 5 or beyond the segment")                                 \
+    X(ct_table_full, "conntrack table full: new flow refused")                                      \
+    X(frag_no_first, "non-first fragment whose first fragment is unknown (not seen or expired)")  \
     X(tx_full, "transmit queue full (back-pressure)")                                              \
     X(redirect_ring_full, "software-RSS redirect ring to another worker full")                     \
     X(no_egress, "no egress port configured for the ingress port")                                 \
