@@ -131,6 +131,12 @@ struct generator {
     bool v4 = true;
 
     uint32_t pick(uint32_t n) { return n ? r.next(n) : 0; }
+    // "u3", "u4", ... (appended, not operator+: GCC 12 -O3 -Wrestrict false positive)
+    static std::string chain_name(uint32_t i) {
+        std::string s("u");
+        s.append(std::to_string(i));
+        return s;
+    }
     bool chance(uint32_t percent) { return pick(100) < percent; }
 
     cidr gen_cidr() {
@@ -276,7 +282,7 @@ struct generator {
                     mm.negate = chance(20);
                     ru.matches.push_back(mm);
                 } else {
-                    ru.matches.push_back(comment_match{"c" + std::to_string(pick(100))});
+                    ru.matches.push_back(comment_match{std::to_string(pick(100))});
                 }
                 break;
             case 8: {
@@ -310,7 +316,7 @@ struct generator {
         else if (t < 61) ru.target.kind = target_kind::none;
         else if (can_jump) {
             ru.target.kind = t < 85 ? target_kind::jump : target_kind::go_to;
-            ru.target.chain = "u" + std::to_string(first_target + pick(n_chains - first_target));
+            ru.target.chain = chain_name(first_target + pick(n_chains - first_target));
         } else ru.target.kind = target_kind::drop;
         return ru;
     }
@@ -323,7 +329,7 @@ struct generator {
         uint32_t n_chains = 3 + n_user;
         for (uint32_t i = 3; i < n_chains; ++i) {
             chain c;
-            c.name = "u" + std::to_string(i);
+            c.name = chain_name(i);
             rs.chains.push_back(c);
         }
         for (uint32_t ci = 0; ci < n_chains; ++ci) {
