@@ -1,0 +1,247 @@
+// See config.hpp. Every option is declared once in options(); the file and the command line
+// share those declarations, and the command line wins where both set a value.
+#include "config.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace sluice {
+
+bool port_config::is_pci() const {
+    // domain:bus:dev.fn (0000:03:00.0) or bus:dev.fn (03:00.0)
+    auto colon = device.find(':');
+    auto dot = device.find('.');
+    return colon != std::string::npos && dot != std::string::npos && dot > colon &&
+           device.find(',') == std::string::npos && device.rfind("net_", 0) != 0;
+}
+
+std::string port_config::dpdk_name() const {
+    auto comma = device.find(',');
+    std::string n = device.substr(0, comma);
+    if (is_pci() && std::count(n.begin(), n.end(), ':') == 1) n = "0000:" + n;
+    return n;
+}
+
+namespace {
+
+struct raw_options {
+    std::string config_file;
+    std::vector<std::string> ports, pairs;
+    std::string cpus, idle, huge;
+};
+
+po::options_description options(fastpath_config& c, raw_options& r) {
+    po::options_description d("sluice-fastpath options (also valid as `name = value` lines in "
+                              "the --config file)");
+    // clang-format off
+    d.add_options()
+        ("port", po::value(&r.ports)->composing(),
+         "NAME=DEVICE, repeatable. DEVICE is a PCI address (0000:03:00.0, an SR-IOV VF bound "
+         "to vfio-pci) or a DPDK vdev devargs string (net_af_packet0,iface=eth1 | "
+         "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap | net_memif0,role=server | net_ring0 | "
+         "net_null0 | net_tap0,iface=sl0)")
+        ("pair", po::value(&r.pairs)->composing(),
+         "A:B, repeatable: cross-connect ports A and B (bump in the wire, both directions)")
+        ("workers", po::value(&c.workers)->default_value(c.workers),
+         "number of worker lcores polling the ports")
+        ("cpus", po::value(&r.cpus),
+         "comma-separated CPUs: the main thread's, then one per worker (default: main on the "
+         "first CPU, workers on the following ones, wrapping)")
+        ("burst", po::value(&c.burst)->default_value(c.burst), "RX/TX burst size (1..256)")
+        ("rx-desc", po::value(&c.rx_desc)->default_value(c.rx_desc),
+         "RX descriptors per queue (power of two, 64..16384)")
+        ("tx-desc", po::value(&c.tx_desc)->default_value(c.tx_desc),
+         "TX descriptors per queue (power of two, 64..16384)")
+        ("mbufs", po::value(&c.mbufs)->default_value(c.mbufs),
+         "mbufs in the packet pool (per socket)")
+        ("mbuf-size", po::value(&c.mbuf_size)->default_value(c.mbuf_size),
+         "mbuf data room in bytes including 128 B headroom; frames larger than this use "
+         "multi-segment mbufs where the port supports scatter")
+        ("mtu", po::value(&c.mtu)->default_value(c.mtu), "MTU set on every port (68..9000)")
+        ("redirect-ring-size", po::value(&c.redirect_ring_size)->default_value(c.redirect_ring_size),
+         "entries of each worker-to-worker ring (software RSS fallback; power of two)")
+        ("idle", po::value(&r.idle)->default_value("sleep"),
+         "poll: busy-poll always (benchmarks) | sleep: back off with short sleeps when idle")
+        ("idle-sleep-max-us", po::value(&c.idle_sleep_max_us)->default_value(c.idle_sleep_max_us),
+         "longest idle sleep in microseconds (1..100000)")
+        ("hugepages", po::value(&r.huge)->default_value("auto"),
+         "auto: use 2 MiB hugepages if any are free, else run with --no-huge | yes | no")
+        ("memory-mb", po::value(&c.memory_mb)->default_value(c.memory_mb),
+         "memory to reserve with --no-huge (MiB)")
+        ("file-prefix", po::value(&c.file_prefix)->default_value(c.file_prefix),
+         "DPDK shared-memory file prefix (one per appliance instance)")
+        ("stats-interval", po::value(&c.stats_interval_s)->default_value(c.stats_interval_s),
+         "log counters every N seconds (0: only on SIGUSR1 and at exit)")
+        ("stats-file", po::value(&c.stats_file),
+         "write counters as JSON to this file on SIGUSR1 and at exit")
+        ("log-level", po::value(&c.log_level)->default_value(c.log_level),
+         "trace | debug | info | warn | error");
+    // clang-format on
+    return d;
+}
+
+template <typename... Args> std::string bad(const std::string& opt, const std::string& val, Args&&... why) {
+    std::ostringstream s;
+    s << "option '" << opt << "' value '" << val << "': ";
+    (s << ... << why);
+    return s.str();
+}
+
+bool pow2(unsigned v) { return v && !(v & (v - 1)); }
+
+std::string validate(fastpath_config& c, const raw_options& r) {
+    std::set<std::string> names, devices;
+    for (const auto& p : r.ports) {
+        auto eq = p.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == p.size())
+            return bad("port", p, "expected NAME=DEVICE");
+        port_config pc{p.substr(0, eq), p.substr(eq + 1)};
+        for (char ch : pc.name)
+            if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
+                return bad("port", p, "port name may only hold letters, digits, '-', '_', '.'");
+        if (pc.name.size() > 15) return bad("port", p, "port name longer than 15 characters");
+        if (!pc.is_pci() && pc.device.rfind("net_", 0) != 0)
+            return bad("port", p, "DEVICE must be a PCI address or a vdev starting with net_");
+        if (!names.insert(pc.name).second) return bad("port", p, "duplicate port name");
+        if (!devices.insert(pc.dpdk_name()).second)
+            return bad("port", p, "device ", pc.dpdk_name(), " already used by another port");
+        c.ports.push_back(std::move(pc));
+    }
+    if (c.ports.empty()) return "option 'port': no port configured (need at least one NAME=DEVICE)";
+    std::vector<bool> paired(c.ports.size());
+    auto index_of = [&](const std::string& n) -> std::optional<std::size_t> {
+        for (std::size_t i = 0; i < c.ports.size(); ++i)
+            if (c.ports[i].name == n) return i;
+        return std::nullopt;
+    };
+    for (const auto& pr : r.pairs) {
+        auto colon = pr.find(':');
+        if (colon == std::string::npos) return bad("pair", pr, "expected A:B");
+        auto a = index_of(pr.substr(0, colon)), b = index_of(pr.substr(colon + 1));
+        if (!a) return bad("pair", pr, "no port named '", pr.substr(0, colon), "'");
+        if (!b) return bad("pair", pr, "no port named '", pr.substr(colon + 1), "'");
+        if (*a == *b) return bad("pair", pr, "a port cannot be paired with itself");
+        if (paired[*a] || paired[*b]) return bad("pair", pr, "a port may be in one pair only");
+        paired[*a] = paired[*b] = true;
+        c.pairs.emplace_back(*a, *b);
+    }
+    if (c.workers < 1 || c.workers > 64)
+        return bad("workers", std::to_string(c.workers), "must be between 1 and 64");
+    if (!r.cpus.empty()) {
+        std::stringstream ss(r.cpus);
+        std::string tok;
+        while (std::getline(ss, tok, ',')) {
+            char* end = nullptr;
+            unsigned long v = std::strtoul(tok.c_str(), &end, 10);
+            if (tok.empty() || *end || v > 1023) return bad("cpus", r.cpus, "'", tok, "' is not a CPU number");
+            c.cpus.push_back(unsigned(v));
+        }
+        if (c.cpus.size() != c.workers + 1)
+            return bad("cpus", r.cpus, "need ", c.workers + 1, " CPUs (main thread + ",
+                       c.workers, " workers), got ", c.cpus.size());
+    }
+    if (c.burst < 1 || c.burst > 256) return bad("burst", std::to_string(c.burst), "must be between 1 and 256");
+    for (auto [n, v] : {std::pair{"rx-desc", c.rx_desc}, {"tx-desc", c.tx_desc}})
+        if (!pow2(v) || v < 64 || v > 16384)
+            return bad(n, std::to_string(v), "must be a power of two between 64 and 16384");
+    if (!pow2(c.redirect_ring_size) || c.redirect_ring_size < 64)
+        return bad("redirect-ring-size", std::to_string(c.redirect_ring_size),
+                   "must be a power of two >= 64");
+    if (c.mtu < 68 || c.mtu > 9000) return bad("mtu", std::to_string(c.mtu), "must be between 68 and 9000");
+    if (c.mbuf_size < 1024 || c.mbuf_size > 65535)
+        return bad("mbuf-size", std::to_string(c.mbuf_size), "must be between 1024 and 65535");
+    if (c.mbufs < 1024) return bad("mbufs", std::to_string(c.mbufs), "must be at least 1024");
+    if (r.idle == "poll") c.idle = idle_mode::poll;
+    else if (r.idle == "sleep") c.idle = idle_mode::sleep;
+    else return bad("idle", r.idle, "must be 'poll' or 'sleep'");
+    if (c.idle_sleep_max_us < 1 || c.idle_sleep_max_us > 100000)
+        return bad("idle-sleep-max-us", std::to_string(c.idle_sleep_max_us), "must be between 1 and 100000");
+    if (r.huge == "auto") c.huge = huge_mode::auto_;
+    else if (r.huge == "yes") c.huge = huge_mode::yes;
+    else if (r.huge == "no") c.huge = huge_mode::no;
+    else return bad("hugepages", r.huge, "must be 'auto', 'yes' or 'no'");
+    if (c.memory_mb < 64) return bad("memory-mb", std::to_string(c.memory_mb), "must be at least 64");
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
+    if (!levels.count(c.log_level)) return bad("log-level", c.log_level, "must be one of trace, debug, info, warn, error");
+    if (c.file_prefix.empty() || c.file_prefix.find('/') != std::string::npos)
+        return bad("file-prefix", c.file_prefix, "must be a non-empty name without '/'");
+    // Required mbufs: every RX ring full plus every TX ring plus per-worker bursts in flight.
+    unsigned long need = (unsigned long)c.ports.size() * c.workers * (c.rx_desc + c.tx_desc) +
+                         (unsigned long)c.workers * c.burst * 4 +
+                         (unsigned long)c.workers * (c.workers - 1) * c.redirect_ring_size * 2;
+    if (c.mbufs < need)
+        return bad("mbufs", std::to_string(c.mbufs), "too few for ", c.ports.size(), " ports x ",
+                   c.workers, " workers x (rx-desc + tx-desc) and rings: need at least ", need);
+    return {};
+}
+
+} // namespace
+
+config_result load_config(int argc, const char* const* argv) {
+    fastpath_config c;
+    raw_options r;
+    po::options_description generic("general");
+    generic.add_options()("help,h", "show this help and exit")(
+        "config,c", po::value(&r.config_file), "INI-style configuration file (see conf/)");
+    auto opts = options(c, r);
+    po::options_description all;
+    all.add(generic).add(opts);
+
+    // Everything after "--" goes to DPDK's EAL verbatim.
+    std::vector<std::string> args;
+    int i = 1;
+    for (; i < argc; ++i) {
+        if (std::string(argv[i]) == "--") {
+            ++i;
+            break;
+        }
+        args.emplace_back(argv[i]);
+    }
+    for (; i < argc; ++i) c.eal_args.emplace_back(argv[i]);
+
+    config_result res;
+    try {
+        po::variables_map vm;
+        po::store(po::command_line_parser(args).options(all).run(), vm);
+        if (vm.count("help")) {
+            std::ostringstream s;
+            s << "usage: sluice-fastpath [--config FILE] [options] [-- EAL arguments]\n\n"
+              << generic << "\n" << opts;
+            res.help = true;
+            res.error = s.str();
+            return res;
+        }
+        if (vm.count("config")) {
+            auto file = vm["config"].as<std::string>();
+            std::ifstream in(file);
+            if (!in) {
+                res.error = "option 'config' value '" + file + "': cannot open file";
+                return res;
+            }
+            try {
+                po::store(po::parse_config_file(in, opts), vm);
+            } catch (const po::error& e) {
+                res.error = file + ": " + e.what();
+                return res;
+            }
+        }
+        po::notify(vm);
+    } catch (const po::error& e) {
+        res.error = e.what();
+        return res;
+    }
+    if (auto err = validate(c, r); !err.empty()) {
+        res.error = err;
+        return res;
+    }
+    res.config = std::move(c);
+    return res;
+}
+
+} // namespace sluice

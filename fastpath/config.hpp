@@ -1,0 +1,59 @@
+// sluice-fastpath configuration: what the daemon is told to do, parsed from an INI-style
+// file (Boost.Program_options) and the command line, then validated as a whole before any
+// device or EAL resource is touched. A bad value yields one precise message naming the
+// option and the value; nothing is started.
+//
+// Lifecycle: built once in main() by load_config(); immutable afterwards and shared
+// read-only with the workers. Thread safety: none needed (read-only after start-up).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+struct port_config {
+    std::string name;    // user-facing name (used by -i/-o in rules, in stats)
+    std::string device;  // PCI address (0000:03:00.0) or vdev devargs (net_pcap0,rx_pcap=...)
+    bool is_pci() const;
+    std::string dpdk_name() const; // the ethdev name DPDK registers the device under
+};
+
+enum class idle_mode : uint8_t { poll, sleep };
+enum class huge_mode : uint8_t { auto_, yes, no };
+
+struct fastpath_config {
+    std::vector<port_config> ports;
+    std::vector<std::pair<std::size_t, std::size_t>> pairs; // indices into ports
+    unsigned workers = 1;
+    std::vector<unsigned> cpus;      // CPU for the main thread then each worker; empty = auto
+    unsigned burst = 32;
+    unsigned rx_desc = 1024;
+    unsigned tx_desc = 1024;
+    unsigned mbufs = 16383;
+    unsigned mbuf_size = 2176;       // data room incl. headroom (RTE_MBUF_DEFAULT_BUF_SIZE)
+    unsigned mtu = 1500;
+    unsigned redirect_ring_size = 1024;
+    idle_mode idle = idle_mode::sleep;
+    unsigned idle_sleep_max_us = 200;
+    huge_mode huge = huge_mode::auto_;
+    unsigned memory_mb = 512;        // with --no-huge
+    std::string file_prefix = "sluice";
+    unsigned stats_interval_s = 0;   // 0: only on SIGUSR1 and at exit
+    std::string stats_file;          // JSON counters written here at exit and on SIGUSR1
+    std::string log_level = "info";
+    std::vector<std::string> eal_args; // passed through verbatim after the generated ones
+};
+
+struct config_result {
+    std::optional<fastpath_config> config; // set on success
+    std::string error;                     // set on failure: one line, names option and value
+    bool help = false;                     // --help was asked; `error` then holds the text
+};
+
+// Parse argv (and the --config file it names). Pure: touches no device.
+config_result load_config(int argc, const char* const* argv);
+
+} // namespace sluice

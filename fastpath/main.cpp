@@ -1,0 +1,176 @@
+// sluice-fastpath: the DPDK primary process. Start-up order matters and is the contract:
+//   1. parse and validate the whole configuration (no device touched on error);
+//   2. build the EAL arguments (lcores, vdevs / PCI allow-list, hugepages or --no-huge)
+//      and initialise the EAL;
+//   3. create the mbuf pool, open the ports, build the workers and their rings;
+//   4. launch one worker per lcore; the main thread handles signals, link state and stats;
+//   5. on SIGINT/SIGTERM: stop the workers, print the counters, close ports, clean up EAL.
+// SIGUSR1 prints the counters (and writes --stats-file) without stopping.
+#include "config.hpp"
+#include "port.hpp"
+#include "stats.hpp"
+#include "worker.hpp"
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+std::atomic<bool> g_quit{false};
+volatile std::sig_atomic_t g_dump = 0;
+
+void on_signal(int sig) {
+    if (sig == SIGUSR1) g_dump = 1;
+    else g_quit.store(true);
+}
+
+unsigned long free_hugepages_2m() {
+    std::ifstream f("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+    unsigned long n = 0;
+    f >> n;
+    std::ifstream mounts("/proc/mounts");
+    std::string line;
+    bool mounted = false;
+    while (std::getline(mounts, line))
+        if (line.find(" hugetlbfs ") != std::string::npos) mounted = true;
+    return mounted ? n : 0;
+}
+
+std::vector<std::string> eal_arguments(const sluice::fastpath_config& c, const char* argv0,
+                                       std::vector<unsigned>& worker_lcores) {
+    std::vector<std::string> a{argv0, "--file-prefix=" + c.file_prefix, "--proc-type=primary"};
+    unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
+    std::string lcores = "--lcores=";
+    for (unsigned i = 0; i <= c.workers; ++i) {
+        unsigned cpu = c.cpus.empty() ? i % ncpu : c.cpus[i];
+        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpu);
+        if (i) worker_lcores.push_back(i);
+    }
+    a.push_back(lcores);
+    a.push_back("--main-lcore=0");
+    bool use_huge = c.huge == sluice::huge_mode::yes ||
+                    (c.huge == sluice::huge_mode::auto_ &&
+                     free_hugepages_2m() * 2 >= c.memory_mb);
+    if (!use_huge) {
+        a.push_back("--no-huge");
+        a.push_back("-m");
+        a.push_back(std::to_string(c.memory_mb));
+    }
+    bool any_pci = false;
+    for (const auto& p : c.ports) {
+        if (p.is_pci()) {
+            any_pci = true;
+            a.push_back("-a");
+            a.push_back(p.device);
+        } else {
+            a.push_back("--vdev=" + p.device);
+        }
+    }
+    if (!any_pci) a.push_back("--no-pci");
+    a.insert(a.end(), c.eal_args.begin(), c.eal_args.end());
+    return a;
+}
+
+void write_stats_file(const std::string& path, const std::string& json) {
+    if (path.empty()) return;
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp);
+        f << json;
+    }
+    std::rename(tmp.c_str(), path.c_str());
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace sluice;
+    auto res = load_config(argc, argv);
+    if (res.help) {
+        std::fputs(res.error.c_str(), stdout);
+        return 0;
+    }
+    if (!res.config) {
+        std::fprintf(stderr, "sluice-fastpath: config error: %s\n", res.error.c_str());
+        return 2;
+    }
+    const fastpath_config& cfg = *res.config;
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+    std::vector<unsigned> lcores;
+    auto eal = eal_arguments(cfg, argv[0], lcores);
+    std::string joined;
+    for (auto& s : eal) joined += " " + s;
+    spdlog::info("EAL arguments:{}", joined);
+    std::vector<char*> eal_argv;
+    for (auto& s : eal) eal_argv.push_back(s.data());
+    eal_argv.push_back(nullptr);
+    if (rte_eal_init(int(eal.size()), eal_argv.data()) < 0) {
+        spdlog::error("EAL initialisation failed (see the EAL messages above): {}", rte_strerror(rte_errno));
+        return 1;
+    }
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGUSR1, on_signal);
+
+    int rc = 0;
+    {
+        port_set ports;
+        worker_set workers;
+        rte_mempool* pool = rte_pktmbuf_pool_create("sl_mbufs", cfg.mbufs, 256, 0,
+                                                    uint16_t(cfg.mbuf_size), int(rte_socket_id()));
+        std::string err;
+        if (!pool) err = std::string("cannot create mbuf pool: ") + rte_strerror(rte_errno);
+        if (err.empty()) err = open_ports(cfg, pool, ports);
+        if (err.empty()) err = build_workers(cfg, ports, g_quit, lcores, workers);
+        if (!err.empty()) {
+            spdlog::error("{}", err);
+            rc = 1;
+        } else {
+            for (auto& w : workers.workers) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
+            spdlog::info("forwarding with {} worker(s); SIGUSR1 prints counters, SIGINT/SIGTERM stops",
+                         cfg.workers);
+            auto last_stats = std::chrono::steady_clock::now();
+            auto last_link = last_stats;
+            while (!g_quit.load()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                auto now = std::chrono::steady_clock::now();
+                if (now - last_link >= std::chrono::seconds(1)) {
+                    poll_links(ports);
+                    last_link = now;
+                }
+                bool periodic = cfg.stats_interval_s &&
+                                now - last_stats >= std::chrono::seconds(cfg.stats_interval_s);
+                if (g_dump || periodic) {
+                    g_dump = 0;
+                    last_stats = now;
+                    spdlog::info("counters\n{}", stats_table(ports, workers));
+                    write_stats_file(cfg.stats_file, stats_json(ports, workers));
+                }
+            }
+            spdlog::info("stopping");
+            rte_eal_mp_wait_lcore();
+            spdlog::info("final counters\n{}", stats_table(ports, workers));
+            write_stats_file(cfg.stats_file, stats_json(ports, workers));
+        }
+        close_ports(ports);
+        // workers (and their rings) are destroyed here, then the pool.
+        workers.workers.clear();
+        rte_mempool_free(pool);
+    }
+    rte_eal_cleanup();
+    return rc;
+}

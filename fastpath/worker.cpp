@@ -1,0 +1,260 @@
+// See worker.hpp. The per-burst pipeline:
+//   rx burst -> parse (packet_meta per packet; malformed frames dropped with their reason)
+//            -> steer (software-steered ports only: hand foreign flows to their owner)
+//            -> stage for the egress port (the peer of the ingress port)
+//            -> tx per egress port on this worker's queue, or hand to the worker that owns
+//               a queue there; what a queue does not take is freed and counted (tx_full),
+//               so back-pressure never leaks mbufs.
+#include "worker.hpp"
+
+#include "flow_key.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_prefetch.h>
+
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace {
+
+constexpr unsigned max_workers = 64;
+constexpr unsigned idle_polls_before_sleep = 32;
+
+class pipeline {
+public:
+    explicit pipeline(worker& w) : w_(w), c_(w.counters), ps_(*w.ports) {}
+
+    void run() noexcept;
+
+private:
+    void drop(rte_mbuf* m, drop_reason r) noexcept {
+        c_.drops[size_t(r)].add(1);
+        rte_pktmbuf_free(m);
+    }
+
+    // Parse a burst; drop malformed frames; compact survivors to the front of `pkts`,
+    // their meta at the same index in meta_. Returns the number kept.
+    uint16_t parse(rte_mbuf** pkts, uint16_t n) noexcept {
+        uint16_t kept = 0;
+        for (uint16_t i = 0; i < n; ++i) {
+            if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
+            rte_mbuf* m = pkts[i];
+            auto r = parse_packet(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->pkt_len,
+                                  meta_[kept]);
+            if (!r.ok) {
+                drop(m, r.reason);
+                continue;
+            }
+            pkts[kept++] = m;
+        }
+        return kept;
+    }
+
+    // Software steering: hand packets of flows owned by other workers to their owner;
+    // keep local ones (compacted in place with their meta).
+    uint16_t steer(rte_mbuf** pkts, uint16_t n) noexcept {
+        uint16_t kept = 0;
+        for (uint16_t i = 0; i < n; ++i) {
+            unsigned owner = symmetric_hash_l3(meta_[i]) % w_.n_workers;
+            if (owner == w_.index) {
+                if (kept != i) meta_[kept] = meta_[i];
+                pkts[kept++] = pkts[i];
+            } else {
+                handoff_[owner][handoff_n_[owner]++] = pkts[i];
+            }
+        }
+        flush_handoff(w_.redirect_out);
+        return kept;
+    }
+
+    // Stage packets for the egress port: the peer of the port they came in on.
+    void stage(rte_mbuf** pkts, uint16_t n) noexcept {
+        for (uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = pkts[i];
+            uint16_t in = ps_.index_of[m->port];
+            uint16_t out = in == UINT16_MAX ? UINT16_MAX : ps_.ports[in].peer;
+            if (out == UINT16_MAX) {
+                drop(m, drop_reason::no_egress);
+                continue;
+            }
+            if (!ps_.ports[out].link_up.load(std::memory_order_relaxed)) {
+                drop(m, drop_reason::egress_link_down);
+                continue;
+            }
+            tx_[out][tx_n_[out]++] = m;
+            if (tx_n_[out] == max_burst) flush_port(out);
+        }
+    }
+
+    void flush_port(uint16_t out) noexcept {
+        uint16_t n = tx_n_[out];
+        tx_n_[out] = 0;
+        port& p = ps_.ports[out];
+        if (w_.index >= p.tx_queues) { // no TX queue of ours there: the owner of one sends
+            unsigned owner = w_.index % p.tx_queues;
+            for (uint16_t i = 0; i < n; ++i) handoff_[owner][handoff_n_[owner]++] = tx_[out][i];
+            flush_handoff(w_.tx_out);
+            return;
+        }
+        uint32_t len[max_burst];
+        for (uint16_t i = 0; i < n; ++i) len[i] = tx_[out][i]->pkt_len;
+        uint16_t sent = rte_eth_tx_burst(p.id, uint16_t(w_.index), tx_[out].data(), n);
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < sent; ++i) bytes += len[i];
+        c_.port[out].tx_packets.add(sent);
+        c_.port[out].tx_bytes.add(bytes);
+        for (uint16_t i = sent; i < n; ++i) drop(tx_[out][i], drop_reason::tx_full);
+    }
+
+    void flush_tx() noexcept {
+        for (uint16_t out = 0; out < ps_.ports.size(); ++out)
+            if (tx_n_[out]) flush_port(out);
+    }
+
+    void flush_handoff(std::vector<rte_ring*>& rings) noexcept {
+        for (unsigned k = 0; k < w_.n_workers; ++k) {
+            uint16_t n = handoff_n_[k];
+            if (!n) continue;
+            handoff_n_[k] = 0;
+            unsigned done = rte_ring_sp_enqueue_burst(
+                rings[k], reinterpret_cast<void* const*>(handoff_[k].data()), n, nullptr);
+            c_.redirected_out.add(done);
+            for (unsigned i = done; i < n; ++i) drop(handoff_[k][i], drop_reason::redirect_ring_full);
+        }
+    }
+
+    uint16_t poll_rx(const rx_queue_ref& q) noexcept {
+        port& p = ps_.ports[q.port_index];
+        rte_mbuf* pkts[max_burst];
+        uint16_t n = rte_eth_rx_burst(p.id, q.queue, pkts, uint16_t(w_.cfg->burst));
+        if (!n) return 0;
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
+        c_.port[q.port_index].rx_packets.add(n);
+        c_.port[q.port_index].rx_bytes.add(bytes);
+        uint16_t k = parse(pkts, n);
+        if (p.steer == steering::software && w_.n_workers > 1) k = steer(pkts, k);
+        stage(pkts, k);
+        return n;
+    }
+
+    // Packets other workers steered to us: not yet processed.
+    uint16_t poll_redirect(rte_ring* r) noexcept {
+        rte_mbuf* pkts[max_burst];
+        unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(pkts), w_.cfg->burst, nullptr);
+        if (!n) return 0;
+        c_.redirected_in.add(n);
+        stage(pkts, parse(pkts, uint16_t(n)));
+        return uint16_t(n);
+    }
+
+    // Packets already processed by another worker that has no TX queue on their port.
+    uint16_t poll_tx_handoff(rte_ring* r) noexcept {
+        rte_mbuf* pkts[max_burst];
+        unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(pkts), w_.cfg->burst, nullptr);
+        if (!n) return 0;
+        c_.redirected_in.add(n);
+        stage(pkts, uint16_t(n));
+        return uint16_t(n);
+    }
+
+    worker& w_;
+    worker_counters& c_;
+    port_set& ps_;
+    std::array<packet_meta, max_burst> meta_;
+    std::array<std::array<rte_mbuf*, max_burst>, max_ports> tx_;
+    std::array<uint16_t, max_ports> tx_n_{};
+    std::array<std::array<rte_mbuf*, max_burst>, max_workers> handoff_;
+    std::array<uint16_t, max_workers> handoff_n_{};
+};
+
+void pipeline::run() noexcept {
+    const bool may_sleep = w_.cfg->idle == idle_mode::sleep;
+    const unsigned max_sleep = w_.cfg->idle_sleep_max_us;
+    unsigned empty_polls = 0, sleep_us = 0;
+    while (!w_.quit->load(std::memory_order_relaxed)) {
+        uint64_t t0 = rte_rdtsc();
+        unsigned moved = 0;
+        for (const auto& q : w_.rx) moved += poll_rx(q);
+        for (unsigned k = 0; k < w_.n_workers; ++k) {
+            if (w_.redirect_in[k]) moved += poll_redirect(w_.redirect_in[k]);
+            if (w_.tx_in[k]) moved += poll_tx_handoff(w_.tx_in[k]);
+        }
+        flush_tx();
+        if (moved) {
+            c_.busy_cycles.add(rte_rdtsc() - t0);
+            empty_polls = sleep_us = 0;
+            continue;
+        }
+        if (may_sleep && ++empty_polls > idle_polls_before_sleep) {
+            sleep_us = sleep_us ? std::min(sleep_us * 2, max_sleep) : 1;
+            rte_delay_us_sleep(sleep_us);
+            c_.sleeps.add(1);
+        }
+        c_.idle_cycles.add(rte_rdtsc() - t0);
+    }
+}
+
+} // namespace
+
+worker_set::~worker_set() {
+    for (auto& w : workers)
+        for (auto* rings : {&w->redirect_out, &w->tx_out})
+            for (rte_ring* r : *rings) rte_ring_free(r);
+}
+
+std::string build_workers(const fastpath_config& cfg, port_set& ports,
+                          const std::atomic<bool>& quit, const std::vector<unsigned>& lcores,
+                          worker_set& out) {
+    const unsigned n = cfg.workers;
+    if (n > max_workers) return "too many workers";
+    if (ports.ports.size() > max_ports)
+        return "too many ports (at most " + std::to_string(max_ports) + ")";
+    if (cfg.burst > max_burst) return "burst too large";
+    for (unsigned i = 0; i < n; ++i) {
+        auto w = std::make_unique<worker>();
+        w->index = i;
+        w->lcore = lcores[i];
+        w->n_workers = n;
+        w->cfg = &cfg;
+        w->ports = &ports;
+        w->quit = &quit;
+        w->redirect_out.assign(n, nullptr);
+        w->redirect_in.assign(n, nullptr);
+        w->tx_out.assign(n, nullptr);
+        w->tx_in.assign(n, nullptr);
+        out.workers.push_back(std::move(w));
+    }
+    // RX queue q of every port is polled by worker q.
+    for (uint16_t pi = 0; pi < ports.ports.size(); ++pi)
+        for (uint16_t q = 0; q < ports.ports[pi].rx_queues; ++q)
+            out.workers[q]->rx.push_back({pi, q});
+    if (n == 1) return {};
+    for (unsigned from = 0; from < n; ++from)
+        for (unsigned to = 0; to < n; ++to) {
+            if (from == to) continue;
+            for (auto [kind, outv, inv] : {std::tuple{"rd", &worker::redirect_out, &worker::redirect_in},
+                                           std::tuple{"tx", &worker::tx_out, &worker::tx_in}}) {
+                std::string name = std::string("sl_") + kind + "_" + std::to_string(from) + "_" + std::to_string(to);
+                rte_ring* r = rte_ring_create(name.c_str(), cfg.redirect_ring_size, int(rte_socket_id()),
+                                              RING_F_SP_ENQ | RING_F_SC_DEQ);
+                if (!r) return "cannot create ring " + name + ": " + rte_strerror(rte_errno);
+                (out.workers[from].get()->*outv)[to] = r;
+                (out.workers[to].get()->*inv)[from] = r;
+            }
+        }
+    return {};
+}
+
+int worker_main(void* arg) {
+    auto* w = static_cast<worker*>(arg);
+    // The pipeline's scratch arrays are large: allocate once, here, before the loop.
+    auto p = std::make_unique<pipeline>(*w);
+    p->run();
+    return 0;
+}
+
+} // namespace sluice

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# A two-host lab for the demo and the end-to-end tests, sourced by both:
+#
+#   host A (netns ${P}-a, ${P}-a0 192.0.2.1/24, 2001:db8::1/64)
+#       ==veth==  ${P}-fa  [netns ${P}-fw: sluice-fastpath]  ${P}-fb  ==veth==
+#   host B (netns ${P}-b, ${P}-b0 192.0.2.2/24, 2001:db8::2/64)
+#
+# lab_up PREFIX creates it; lab_down PREFIX removes everything it made (idempotent).
+# Offloads are turned off on every veth: af_packet would otherwise see GSO super-frames and
+# partial checksums, which a real wire never carries.
+
+lab_up() {
+    local P=$1
+    lab_down "$P"
+    ip netns add "${P}-a"
+    ip netns add "${P}-b"
+    ip netns add "${P}-fw"
+    ip link add "${P}-a0" type veth peer name "${P}-fa"
+    ip link add "${P}-b0" type veth peer name "${P}-fb"
+    ip link set "${P}-a0" netns "${P}-a"
+    ip link set "${P}-b0" netns "${P}-b"
+    ip link set "${P}-fa" netns "${P}-fw"
+    ip link set "${P}-fb" netns "${P}-fw"
+    local h
+    for h in a b; do
+        local ns="${P}-$h" dev="${P}-${h}0" n=1
+        [ "$h" = b ] && n=2
+        ip -n "$ns" link set lo up
+        ip -n "$ns" addr add "192.0.2.$n/24" dev "$dev"
+        ip -n "$ns" addr add "2001:db8::$n/64" dev "$dev" nodad
+        ip -n "$ns" link set "$dev" up
+        ip netns exec "$ns" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+    done
+    for dev in "${P}-fa" "${P}-fb"; do
+        ip -n "${P}-fw" link set "$dev" up
+        ip netns exec "${P}-fw" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+        # The appliance's data ports are not the kernel's: no IPv6 autoconf chatter from them.
+        ip netns exec "${P}-fw" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" || true
+    done
+}
+
+lab_down() {
+    local P=$1 ns
+    for ns in "${P}-a" "${P}-b" "${P}-fw"; do
+        if ip netns list | grep -qw "$ns"; then
+            { ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; } >/dev/null 2>&1 || true
+            ip netns del "$ns"
+        fi
+    done
+}
