@@ -33,7 +33,31 @@ namespace {
 struct raw_options {
     std::string config_file;
     std::vector<std::string> ports, pairs;
-    std::string cpus, idle, huge;
+    std::string cpus, idle, huge, mode, zone;
+    std::vector<std::string> timeouts;
+    bool tcp_loose = true, tcp_be_liberal = false;
+};
+
+// --ct-timeout NAME=SECONDS: the netfilter sysctl names without nf_conntrack_ and _timeout.
+struct timeout_name {
+    const char* name;
+    uint32_t conntrack_timeouts::*field;
+    int tcp_state; // index into conntrack_timeouts::tcp, or -1 for `field`
+};
+constexpr timeout_name timeout_names[] = {
+    {"tcp-syn-sent", nullptr, 1},       {"tcp-syn-recv", nullptr, 2},
+    {"tcp-established", nullptr, 3},    {"tcp-fin-wait", nullptr, 4},
+    {"tcp-close-wait", nullptr, 5},     {"tcp-last-ack", nullptr, 6},
+    {"tcp-time-wait", nullptr, 7},      {"tcp-close", nullptr, 8},
+    {"tcp-max-retrans", &conntrack_timeouts::tcp_retrans, -1},
+    {"tcp-unacknowledged", &conntrack_timeouts::tcp_unack, -1},
+    {"udp", &conntrack_timeouts::udp, -1},
+    {"udp-stream", &conntrack_timeouts::udp_stream, -1},
+    {"icmp", &conntrack_timeouts::icmp, -1},
+    {"icmpv6", &conntrack_timeouts::icmpv6, -1},
+    {"gre", &conntrack_timeouts::gre, -1},
+    {"gre-stream", &conntrack_timeouts::gre_stream, -1},
+    {"generic", &conntrack_timeouts::generic, -1},
 };
 
 po::options_description options(fastpath_config& c, raw_options& r) {
@@ -81,7 +105,31 @@ po::options_description options(fastpath_config& c, raw_options& r) {
         ("stats-file", po::value(&c.stats_file),
          "write counters as JSON to this file on SIGUSR1 and at exit")
         ("log-level", po::value(&c.log_level)->default_value(c.log_level),
-         "trace | debug | info | warn | error");
+         "trace | debug | info | warn | error")
+        ("rules", po::value(&c.rules_file),
+         "IPv4 ruleset in iptables-save format (filter table; FORWARD judges the traffic "
+         "between paired ports). Reloaded on SIGHUP. Default: none, everything accepted")
+        ("rules6", po::value(&c.rules6_file), "IPv6 ruleset in ip6tables-save format")
+        ("sets", po::value(&c.sets_file), "ipsets in `ipset save` format, for -m set")
+        ("mode", po::value(&r.mode)->default_value("enforce"),
+         "enforce: apply verdicts | monitor: count would-be drops, forward everything | "
+         "bypass: no conntrack, no rules")
+        ("conntrack-max", po::value(&c.conntrack_max)->default_value(c.conntrack_max),
+         "tracked flows, all workers together (each worker gets an equal share); when full, "
+         "new flows are refused (ct_table_full), established ones are never evicted")
+        ("frag-cache-size", po::value(&c.frag_cache_size)->default_value(c.frag_cache_size),
+         "fragmented datagrams remembered per worker (verdict of the first fragment)")
+        ("ct-tcp-loose", po::value(&r.tcp_loose)->default_value(true),
+         "pick up TCP connections mid-stream (nf_conntrack_tcp_loose)")
+        ("ct-tcp-be-liberal", po::value(&r.tcp_be_liberal)->default_value(false),
+         "do not mark out-of-window TCP segments INVALID (nf_conntrack_tcp_be_liberal)")
+        ("ct-zone", po::value(&r.zone)->default_value("none"),
+         "conntrack zone from the VLAN: none | outer-vlan | inner-vlan")
+        ("ct-timeout", po::value(&r.timeouts)->composing(),
+         "NAME=SECONDS, repeatable; NAME: tcp-syn-sent tcp-syn-recv tcp-established "
+         "tcp-fin-wait tcp-close-wait tcp-last-ack tcp-time-wait tcp-close tcp-max-retrans "
+         "tcp-unacknowledged udp udp-stream icmp icmpv6 gre gre-stream generic "
+         "(netfilter's defaults otherwise)");
     // clang-format on
     return d;
 }
@@ -171,6 +219,34 @@ std::string validate(fastpath_config& c, const raw_options& r) {
     if (!levels.count(c.log_level)) return bad("log-level", c.log_level, "must be one of trace, debug, info, warn, error");
     if (c.file_prefix.empty() || c.file_prefix.find('/') != std::string::npos)
         return bad("file-prefix", c.file_prefix, "must be a non-empty name without '/'");
+    if (auto m = filter_mode_from(r.mode)) c.mode = *m;
+    else return bad("mode", r.mode, "must be 'enforce', 'monitor' or 'bypass'");
+    if (c.conntrack_max < 1024 * c.workers || c.conntrack_max > (1u << 30))
+        return bad("conntrack-max", std::to_string(c.conntrack_max),
+                   "must be between 1024 per worker and 2^30");
+    if (c.frag_cache_size < 4 || c.frag_cache_size > (1u << 24))
+        return bad("frag-cache-size", std::to_string(c.frag_cache_size), "must be between 4 and 2^24");
+    c.conntrack.tcp_loose = r.tcp_loose;
+    c.conntrack.tcp_be_liberal = r.tcp_be_liberal;
+    if (r.zone == "none") c.conntrack.zone = ct_zone_mode::none;
+    else if (r.zone == "outer-vlan") c.conntrack.zone = ct_zone_mode::outer_vlan;
+    else if (r.zone == "inner-vlan") c.conntrack.zone = ct_zone_mode::inner_vlan;
+    else return bad("ct-zone", r.zone, "must be 'none', 'outer-vlan' or 'inner-vlan'");
+    for (const auto& t : r.timeouts) {
+        auto eq = t.find('=');
+        if (eq == std::string::npos) return bad("ct-timeout", t, "expected NAME=SECONDS");
+        std::string name = t.substr(0, eq), val = t.substr(eq + 1);
+        char* end = nullptr;
+        unsigned long secs = std::strtoul(val.c_str(), &end, 10);
+        if (val.empty() || *end || secs < 1 || secs > 10u * 365 * 86400)
+            return bad("ct-timeout", t, "SECONDS must be a whole number between 1 and 315360000");
+        const timeout_name* tn = nullptr;
+        for (const auto& x : timeout_names)
+            if (name == x.name) tn = &x;
+        if (!tn) return bad("ct-timeout", t, "unknown timeout '", name, "'");
+        if (tn->tcp_state >= 0) c.conntrack.timeouts.tcp[tn->tcp_state] = uint32_t(secs);
+        else c.conntrack.timeouts.*(tn->field) = uint32_t(secs);
+    }
     // Required mbufs: every RX ring full plus every TX ring plus per-worker bursts in flight.
     unsigned long need = (unsigned long)c.ports.size() * c.workers * (c.rx_desc + c.tx_desc) +
                          (unsigned long)c.workers * c.burst * 4 +

@@ -7,6 +7,9 @@
 // read-only with the workers. Thread safety: none needed (read-only after start-up).
 #pragma once
 
+#include "conntrack.hpp"
+#include "policy.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -45,6 +48,14 @@ struct fastpath_config {
     std::string stats_file;          // JSON counters written here at exit and on SIGUSR1
     std::string log_level = "info";
     std::vector<std::string> eal_args; // passed through verbatim after the generated ones
+    // Policy (loaded at start and on SIGHUP) and connection tracking.
+    std::string rules_file;          // iptables-save; empty: no IPv4 rules (ACCEPT)
+    std::string rules6_file;         // ip6tables-save
+    std::string sets_file;           // ipset save
+    filter_mode mode = filter_mode::enforce;
+    unsigned conntrack_max = 1u << 20; // tracked flows, all workers together
+    unsigned frag_cache_size = 4096;   // fragment records per worker
+    conntrack_config conntrack;
 };
 
 struct config_result {

@@ -1,12 +1,17 @@
 // sluice-fastpath: the DPDK primary process. Start-up order matters and is the contract:
-//   1. parse and validate the whole configuration (no device touched on error);
+//   1. parse and validate the whole configuration and compile the policy it names (rules,
+//      rules6, sets): an error in either stops here, before any device is touched;
 //   2. build the EAL arguments (lcores, vdevs / PCI allow-list, hugepages or --no-huge)
 //      and initialise the EAL;
 //   3. create the mbuf pool, open the ports, build the workers and their rings;
 //   4. launch one worker per lcore; the main thread handles signals, link state and stats;
 //   5. on SIGINT/SIGTERM: stop the workers, print the counters, close ports, clean up EAL.
-// SIGUSR1 prints the counters (and writes --stats-file) without stopping.
+// SIGUSR1 prints the counters (and writes --stats-file) without stopping. SIGHUP reloads the
+// policy files: the new policy is compiled off the workers and published atomically; a
+// file with an error is rejected whole (file:line:column: reason) and the running policy
+// stays.
 #include "config.hpp"
+#include "policy_slot.hpp"
 #include "port.hpp"
 #include "stats.hpp"
 #include "worker.hpp"
@@ -30,10 +35,23 @@ namespace {
 
 std::atomic<bool> g_quit{false};
 volatile std::sig_atomic_t g_dump = 0;
+volatile std::sig_atomic_t g_reload = 0;
 
 void on_signal(int sig) {
     if (sig == SIGUSR1) g_dump = 1;
+    else if (sig == SIGHUP) g_reload = 1;
     else g_quit.store(true);
+}
+
+std::string describe(const sluice::policy_snapshot& p) {
+    size_t sets = p.sets->list().size();
+    return "generation " + std::to_string(p.generation) + ", mode " +
+           std::string(sluice::name_of(p.mode)) + ", " + std::to_string(p.forward4->rule_count()) +
+           " IPv4 rule(s), " + std::to_string(p.forward6->rule_count()) + " IPv6 rule(s), " +
+           std::to_string(sets) + " set(s)" +
+           (p.forward4->established_bypass_safe() && p.forward6->established_bypass_safe()
+                ? ", established flows bypass the ruleset"
+                : "");
 }
 
 unsigned long free_hugepages_2m() {
@@ -109,6 +127,13 @@ int main(int argc, char** argv) {
     const fastpath_config& cfg = *res.config;
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    uint32_t generation = 1;
+    auto first = load_policy(cfg, generation);
+    if (!first.snapshot) {
+        std::fprintf(stderr, "sluice-fastpath: policy error: %s\n", first.error.c_str());
+        return 2;
+    }
+    spdlog::info("policy {}", describe(*first.snapshot));
 
     std::vector<unsigned> lcores;
     auto eal = eal_arguments(cfg, argv[0], lcores);
@@ -125,17 +150,20 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_signal);
+    std::signal(SIGHUP, on_signal);
 
     int rc = 0;
     {
+        policy_slot policy;
         port_set ports;
         worker_set workers;
         rte_mempool* pool = rte_pktmbuf_pool_create("sl_mbufs", cfg.mbufs, 256, 0,
                                                     uint16_t(cfg.mbuf_size), int(rte_socket_id()));
         std::string err;
         if (!pool) err = std::string("cannot create mbuf pool: ") + rte_strerror(rte_errno);
+        if (err.empty()) err = policy.init(cfg.workers, std::move(first.snapshot));
         if (err.empty()) err = open_ports(cfg, pool, ports);
-        if (err.empty()) err = build_workers(cfg, ports, g_quit, lcores, workers);
+        if (err.empty()) err = build_workers(cfg, ports, g_quit, lcores, policy, pool, workers);
         if (!err.empty()) {
             spdlog::error("{}", err);
             rc = 1;
@@ -154,17 +182,33 @@ int main(int argc, char** argv) {
                 }
                 bool periodic = cfg.stats_interval_s &&
                                 now - last_stats >= std::chrono::seconds(cfg.stats_interval_s);
+                if (g_reload) {
+                    g_reload = 0;
+                    auto next = load_policy(cfg, generation + 1);
+                    if (!next.snapshot) {
+                        spdlog::error("policy reload rejected, generation {} stays: {}", generation,
+                                      next.error);
+                    } else {
+                        ++generation;
+                        std::string what = describe(*next.snapshot);
+                        auto t0 = std::chrono::steady_clock::now();
+                        policy.replace(std::move(next.snapshot));
+                        auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - t0).count();
+                        spdlog::info("policy reloaded: {} (published, old one freed after {} us)", what, us);
+                    }
+                }
                 if (g_dump || periodic) {
                     g_dump = 0;
                     last_stats = now;
-                    spdlog::info("counters\n{}", stats_table(ports, workers));
-                    write_stats_file(cfg.stats_file, stats_json(ports, workers));
+                    spdlog::info("counters\n{}", stats_table(ports, workers, *policy.current()));
+                    write_stats_file(cfg.stats_file, stats_json(ports, workers, *policy.current()));
                 }
             }
             spdlog::info("stopping");
             rte_eal_mp_wait_lcore();
-            spdlog::info("final counters\n{}", stats_table(ports, workers));
-            write_stats_file(cfg.stats_file, stats_json(ports, workers));
+            spdlog::info("final counters\n{}", stats_table(ports, workers, *policy.current()));
+            write_stats_file(cfg.stats_file, stats_json(ports, workers, *policy.current()));
         }
         close_ports(ports);
         // workers (and their rings) are destroyed here, then the pool.

@@ -4,6 +4,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 
+#include <cstdio>
 #include <sstream>
 
 namespace sluice {
@@ -31,10 +32,59 @@ std::vector<port_totals> gather(const port_set& ports, const worker_set& workers
 }
 
 uint64_t drops_of(const worker& w, std::size_t r) { return w.counters.drops[r].get(); }
+uint64_t would_drop_of(const worker& w, std::size_t r) { return w.filter->counters().would_drop[r].get(); }
+
+// Conntrack figures summed over the workers, by name (the same names in table and JSON).
+std::vector<std::pair<const char*, uint64_t>> conntrack_totals(const worker_set& workers) {
+    std::vector<std::pair<const char*, uint64_t>> t = {
+        {"flows", 0}, {"capacity", 0}, {"created", 0}, {"invalid", 0}, {"related", 0},
+        {"untracked", 0}, {"table_full", 0}, {"early_drop", 0}, {"expired", 0},
+        {"classified", 0}, {"established_bypass", 0}, {"fragments", 0}, {"reject_replies", 0},
+        {"reject_no_reply", 0}, {"memory_bytes", 0}};
+    for (const auto& w : workers.workers) {
+        const auto& ct = w->filter->tracker();
+        const auto& c = ct.counters();
+        const auto& f = w->filter->counters();
+        uint64_t v[] = {ct.table().size(), ct.table().capacity(), c.created, c.invalid, c.related,
+                        c.untracked, c.table_full, c.early_drop, ct.table().counters().expired,
+                        f.classified.get(), f.established_bypass.get(), c.fragments,
+                        w->counters.reject_replies.get(), w->counters.reject_no_reply.get(),
+                        ct.table().memory_bytes()};
+        for (std::size_t i = 0; i < t.size(); ++i) t[i].second += v[i];
+    }
+    return t;
+}
+
+// Every rule with its chain, position (1-based, as iptables -L --line-numbers) and spec.
+template <class F> void for_each_rule(const policy_snapshot& p, F&& f) {
+    for (bool v6 : {false, true}) {
+        const classifier& cls = p.forward(v6);
+        const ruleset& rs = v6 ? p.rules6 : p.rules4;
+        for (uint32_t g = 0; g < cls.rule_count(); ++g) {
+            rule_ref r = cls.rule_at(g);
+            const chain& ch = rs.chains[r.chain];
+            auto [pk, by] = p.rule_totals(v6, g);
+            f(v6, ch.name, r.rule + 1, to_rule_spec(ch.rules[r.rule]), pk, by);
+        }
+    }
+}
+
+void json_string(std::ostringstream& s, std::string_view v) {
+    s << '"';
+    for (char ch : v) {
+        if (ch == '"' || ch == '\\') s << '\\' << ch;
+        else if (static_cast<unsigned char>(ch) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+            s << buf;
+        } else s << ch;
+    }
+    s << '"';
+}
 
 } // namespace
 
-std::string stats_table(const port_set& ports, const worker_set& workers) {
+std::string stats_table(const port_set& ports, const worker_set& workers, const policy_snapshot& policy) {
     auto t = gather(ports, workers);
     std::ostringstream s;
     s << "ports:\n";
@@ -69,10 +119,31 @@ std::string stats_table(const port_set& ports, const worker_set& workers) {
         }
     }
     if (!any) s << " none";
+    if (policy.mode == filter_mode::monitor) {
+        s << "\nmonitor mode, would have dropped:";
+        any = false;
+        for (std::size_t r = 0; r < drop_reason_count; ++r) {
+            uint64_t sum = 0;
+            for (const auto& w : workers.workers) sum += would_drop_of(*w, r);
+            if (sum) {
+                s << "\n  " << drop_reasons[r].name << " " << sum;
+                any = true;
+            }
+        }
+        if (!any) s << " nothing";
+    }
+    s << "\nconntrack:";
+    for (auto [name, v] : conntrack_totals(workers)) s << " " << name << " " << v;
+    s << "\npolicy generation " << policy.generation << ", mode " << name_of(policy.mode) << ":";
+    for_each_rule(policy, [&](bool v6, const std::string& chain, uint32_t pos, const std::string& spec,
+                              uint64_t pk, uint64_t by) {
+        s << "\n  " << (v6 ? "ip6 " : "ip4 ") << chain << " " << pos << "  pkts " << pk << " bytes "
+          << by << "  " << spec;
+    });
     return s.str();
 }
 
-std::string stats_json(const port_set& ports, const worker_set& workers) {
+std::string stats_json(const port_set& ports, const worker_set& workers, const policy_snapshot& policy) {
     auto t = gather(ports, workers);
     std::ostringstream s;
     s << "{\"tsc_hz\":" << rte_get_tsc_hz() << ",\"ports\":[";
@@ -104,7 +175,31 @@ std::string stats_json(const port_set& ports, const worker_set& workers) {
         for (const auto& w : workers.workers) sum += drops_of(*w, r);
         s << (r ? "," : "") << "\"" << drop_reasons[r].name << "\":" << sum;
     }
-    s << "}}\n";
+    s << "},\"would_drop\":{";
+    for (std::size_t r = 0; r < drop_reason_count; ++r) {
+        uint64_t sum = 0;
+        for (const auto& w : workers.workers) sum += would_drop_of(*w, r);
+        s << (r ? "," : "") << "\"" << drop_reasons[r].name << "\":" << sum;
+    }
+    s << "},\"conntrack\":{";
+    bool first = true;
+    for (auto [name, v] : conntrack_totals(workers)) {
+        s << (first ? "" : ",") << "\"" << name << "\":" << v;
+        first = false;
+    }
+    s << "},\"policy\":{\"generation\":" << policy.generation << ",\"mode\":\"" << name_of(policy.mode)
+      << "\",\"rules\":[";
+    first = true;
+    for_each_rule(policy, [&](bool v6, const std::string& chain, uint32_t pos, const std::string& spec,
+                              uint64_t pk, uint64_t by) {
+        s << (first ? "" : ",") << "{\"family\":\"" << (v6 ? "ipv6" : "ipv4") << "\",\"chain\":";
+        json_string(s, chain);
+        s << ",\"rule\":" << pos << ",\"packets\":" << pk << ",\"bytes\":" << by << ",\"spec\":";
+        json_string(s, spec);
+        s << "}";
+        first = false;
+    });
+    s << "]}}\n";
     return s.str();
 }
 

@@ -1,13 +1,16 @@
 // See worker.hpp. The per-burst pipeline:
 //   rx burst -> parse (packet_meta per packet; malformed frames dropped with their reason)
 //            -> steer (software-steered ports only: hand foreign flows to their owner)
-//            -> stage for the egress port (the peer of the ingress port)
+//            -> filter (packet_filter: conntrack + the policy snapshot's classifier)
+//            -> stage forwarded packets for the egress port (the peer of the ingress port),
+//               REJECT replies for the ingress port; drop the rest with their reason
 //            -> tx per egress port on this worker's queue, or hand to the worker that owns
 //               a queue there; what a queue does not take is freed and counted (tx_full),
 //               so back-pressure never leaks mbufs.
 #include "worker.hpp"
 
 #include "flow_key.hpp"
+#include "reject.hpp"
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -22,6 +25,8 @@ namespace {
 
 constexpr unsigned max_workers = 64;
 constexpr unsigned idle_polls_before_sleep = 32;
+// Conntrack entries examined for expiry per loop iteration: a bounded cost, never a scan.
+constexpr uint32_t expire_per_burst = 32, expire_when_idle = 1024;
 
 class pipeline {
 public:
@@ -70,23 +75,86 @@ private:
         return kept;
     }
 
-    // Stage packets for the egress port: the peer of the port they came in on.
-    void stage(rte_mbuf** pkts, uint16_t n) noexcept {
+    // Judge the first n packets (meta_ at the same index) under the current snapshot.
+    void filter(rte_mbuf** pkts, uint16_t n) noexcept {
         for (uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = pkts[i];
             uint16_t in = ps_.index_of[m->port];
-            uint16_t out = in == UINT16_MAX ? UINT16_MAX : ps_.ports[in].peer;
-            if (out == UINT16_MAX) {
-                drop(m, drop_reason::no_egress);
-                continue;
-            }
-            if (!ps_.ports[out].link_up.load(std::memory_order_relaxed)) {
-                drop(m, drop_reason::egress_link_down);
-                continue;
-            }
-            tx_[out][tx_n_[out]++] = m;
-            if (tx_n_[out] == max_burst) flush_port(out);
+            filter_input& f = fin_[i];
+            f.frame = rte_pktmbuf_mtod(m, const uint8_t*);
+            f.frame_len = m->data_len;
+            f.src_mac = m->data_len >= 12 ? f.frame + 6 : nullptr;
+            f.cookie = m;
+            f.wire_len = m->pkt_len;
+            f.in_port = in == UINT16_MAX ? port_none : uint8_t(in);
+            f.out_port = in == UINT16_MAX || ps_.ports[in].peer == UINT16_MAX
+                             ? port_none
+                             : uint8_t(ps_.ports[in].peer);
         }
+        w_.filter->run(*snap_, {meta_.data(), n}, {fin_.data(), n}, {dec_.data(), n}, now_s_, now_ns_);
+    }
+
+    // Held fragments the filter hands back with their datagram's fate.
+    void act_on_released() noexcept {
+        for (const filter_release& r : w_.filter->released()) {
+            auto* m = static_cast<rte_mbuf*>(r.cookie);
+            uint16_t in = ps_.index_of[m->port];
+            if (r.decision.action == filter_action::forward) {
+                stage_to(m, in == UINT16_MAX ? UINT16_MAX : ps_.ports[in].peer);
+                continue;
+            }
+            if (r.decision.action == filter_action::reject && r.meta)
+                send_reject(m, in, *r.meta, r.decision.reject);
+            drop(m, r.decision.reason);
+        }
+    }
+
+    // Act on the filter's decisions (nullptr: forward all) and stage for transmission:
+    // forwarded packets to the peer of their ingress port, REJECT replies to the ingress port.
+    void stage(rte_mbuf** pkts, uint16_t n, const filter_decision* dec) noexcept {
+        for (uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = pkts[i];
+            uint16_t in = ps_.index_of[m->port];
+            if (dec && dec[i].action == filter_action::hold) continue; // the fragment cache has it
+            if (dec && dec[i].action != filter_action::forward) {
+                if (dec[i].action == filter_action::reject) send_reject(m, in, meta_[i], dec[i].reject);
+                drop(m, dec[i].reason);
+                continue;
+            }
+            stage_to(m, in == UINT16_MAX ? UINT16_MAX : ps_.ports[in].peer);
+        }
+    }
+
+    void stage_to(rte_mbuf* m, uint16_t out) noexcept {
+        if (out == UINT16_MAX) {
+            drop(m, drop_reason::no_egress);
+            return;
+        }
+        if (!ps_.ports[out].link_up.load(std::memory_order_relaxed)) {
+            drop(m, drop_reason::egress_link_down);
+            return;
+        }
+        tx_[out][tx_n_[out]++] = m;
+        if (tx_n_[out] == max_burst) flush_port(out);
+    }
+
+    // The reply iptables' REJECT would send, back out of the port the packet came in on.
+    void send_reject(const rte_mbuf* m, uint16_t in, const packet_meta& meta, reject_kind kind) noexcept {
+        rte_mbuf* r = in == UINT16_MAX ? nullptr : rte_pktmbuf_alloc(w_.pool);
+        size_t len = 0;
+        if (r)
+            len = build_reject(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, meta, kind,
+                               rte_pktmbuf_mtod(r, uint8_t*), rte_pktmbuf_tailroom(r));
+        if (!len) {
+            if (r) rte_pktmbuf_free(r);
+            c_.reject_no_reply.add(1);
+            return;
+        }
+        r->data_len = uint16_t(len);
+        r->pkt_len = uint32_t(len);
+        r->port = m->port;
+        c_.reject_replies.add(1);
+        stage_to(r, in);
     }
 
     void flush_port(uint16_t out) noexcept {
@@ -137,7 +205,9 @@ private:
         c_.port[q.port_index].rx_bytes.add(bytes);
         uint16_t k = parse(pkts, n);
         if (p.steer == steering::software && w_.n_workers > 1) k = steer(pkts, k);
-        stage(pkts, k);
+        filter(pkts, k);
+        stage(pkts, k, dec_.data());
+        act_on_released();
         return n;
     }
 
@@ -147,7 +217,10 @@ private:
         unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(pkts), w_.cfg->burst, nullptr);
         if (!n) return 0;
         c_.redirected_in.add(n);
-        stage(pkts, parse(pkts, uint16_t(n)));
+        uint16_t k = parse(pkts, uint16_t(n));
+        filter(pkts, k);
+        stage(pkts, k, dec_.data());
+        act_on_released();
         return uint16_t(n);
     }
 
@@ -157,7 +230,7 @@ private:
         unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(pkts), w_.cfg->burst, nullptr);
         if (!n) return 0;
         c_.redirected_in.add(n);
-        stage(pkts, uint16_t(n));
+        stage(pkts, uint16_t(n), nullptr);
         return uint16_t(n);
     }
 
@@ -165,6 +238,11 @@ private:
     worker_counters& c_;
     port_set& ps_;
     std::array<packet_meta, max_burst> meta_;
+    std::array<filter_input, max_burst> fin_;
+    std::array<filter_decision, max_burst> dec_;
+    const policy_snapshot* snap_ = nullptr; // for this loop iteration
+    uint32_t now_s_ = 0;
+    uint64_t now_ns_ = 0;
     std::array<std::array<rte_mbuf*, max_burst>, max_ports> tx_;
     std::array<uint16_t, max_ports> tx_n_{};
     std::array<std::array<rte_mbuf*, max_burst>, max_workers> handoff_;
@@ -175,15 +253,24 @@ void pipeline::run() noexcept {
     const bool may_sleep = w_.cfg->idle == idle_mode::sleep;
     const unsigned max_sleep = w_.cfg->idle_sleep_max_us;
     unsigned empty_polls = 0, sleep_us = 0;
+    w_.policy->register_worker(w_.index);
     while (!w_.quit->load(std::memory_order_relaxed)) {
         uint64_t t0 = rte_rdtsc();
+        // One policy and one clock reading per iteration; quiescent once it is over.
+        snap_ = w_.policy->current();
+        now_ns_ = steady_ns();
+        now_s_ = uint32_t(now_ns_ / 1000000000u);
         unsigned moved = 0;
         for (const auto& q : w_.rx) moved += poll_rx(q);
         for (unsigned k = 0; k < w_.n_workers; ++k) {
             if (w_.redirect_in[k]) moved += poll_redirect(w_.redirect_in[k]);
             if (w_.tx_in[k]) moved += poll_tx_handoff(w_.tx_in[k]);
         }
+        w_.filter->expire(*snap_, now_s_, moved ? expire_per_burst : expire_when_idle);
+        act_on_released();
         flush_tx();
+        snap_ = nullptr;
+        w_.policy->quiescent(w_.index);
         if (moved) {
             c_.busy_cycles.add(rte_rdtsc() - t0);
             empty_polls = sleep_us = 0;
@@ -196,6 +283,11 @@ void pipeline::run() noexcept {
         }
         c_.idle_cycles.add(rte_rdtsc() - t0);
     }
+    // Fragments still held belong to no one else: drop them (counted) before leaving.
+    w_.filter->drain();
+    act_on_released();
+    flush_tx();
+    w_.policy->unregister_worker(w_.index);
 }
 
 } // namespace
@@ -208,7 +300,7 @@ worker_set::~worker_set() {
 
 std::string build_workers(const fastpath_config& cfg, port_set& ports,
                           const std::atomic<bool>& quit, const std::vector<unsigned>& lcores,
-                          worker_set& out) {
+                          policy_slot& policy, rte_mempool* pool, worker_set& out) {
     const unsigned n = cfg.workers;
     if (n > max_workers) return "too many workers";
     if (ports.ports.size() > max_ports)
@@ -222,6 +314,10 @@ std::string build_workers(const fastpath_config& cfg, port_set& ports,
         w->cfg = &cfg;
         w->ports = &ports;
         w->quit = &quit;
+        w->policy = &policy;
+        w->pool = pool;
+        w->filter = std::make_unique<packet_filter>(cfg.conntrack, cfg.conntrack_max / n,
+                                                    cfg.frag_cache_size, i);
         w->redirect_out.assign(n, nullptr);
         w->redirect_in.assign(n, nullptr);
         w->tx_out.assign(n, nullptr);

@@ -17,10 +17,13 @@
 #pragma once
 
 #include "config.hpp"
+#include "policy_slot.hpp"
 #include "port.hpp"
 
+#include "counter.hpp"
 #include "packet.hpp"
 #include "packet_fate.hpp"
+#include "packet_filter.hpp"
 
 #include <rte_mbuf.h>
 #include <rte_ring.h>
@@ -35,17 +38,6 @@ namespace sluice {
 inline constexpr unsigned max_ports = 16;
 inline constexpr unsigned max_burst = 256;
 
-// A counter with one writer: the owner adds with plain (relaxed) load+store, which
-// compiles to an ordinary add; readers on other threads get a coherent 64-bit value.
-class counter {
-public:
-    void add(uint64_t n) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
-
-private:
-    std::atomic<uint64_t> v_{0};
-};
-
 struct port_counters {
     counter rx_packets, rx_bytes, tx_packets, tx_bytes;
 };
@@ -58,6 +50,8 @@ struct alignas(64) worker_counters {
     counter busy_cycles;    // TSC cycles of loop iterations that moved packets
     counter idle_cycles;    // TSC cycles of empty iterations, sleeps included
     counter sleeps;
+    counter reject_replies;      // REJECT replies built and staged out of the ingress port
+    counter reject_no_reply;     // REJECT where the kernel would send nothing (or no mbuf)
 };
 
 struct rx_queue_ref {
@@ -72,6 +66,9 @@ struct worker {
     const fastpath_config* cfg = nullptr;
     port_set* ports = nullptr;
     const std::atomic<bool>* quit = nullptr;
+    policy_slot* policy = nullptr;
+    rte_mempool* pool = nullptr;                 // for REJECT replies
+    std::unique_ptr<packet_filter> filter;       // conntrack + classifier, this worker's
     std::vector<rx_queue_ref> rx;
     // redirect_out[k]/tx_out[k]: rings this worker produces into for worker k (nullptr
     // for itself); *_in[k]: rings worker k produces into for this worker.
@@ -87,7 +84,7 @@ struct worker_set {
 // Assign queues and create the rings. Returns "" or an error. Main thread, before launch.
 std::string build_workers(const fastpath_config& cfg, port_set& ports,
                           const std::atomic<bool>& quit, const std::vector<unsigned>& lcores,
-                          worker_set& out);
+                          policy_slot& policy, rte_mempool* pool, worker_set& out);
 
 // The lcore entry point; `arg` is a worker*. Returns when *quit becomes true.
 int worker_main(void* arg);

@@ -973,9 +973,12 @@ struct compiler {
         return m.negate ? has : !has;
     }
 
+    // Also records in c.established_path_ the rules an ESTABLISHED packet matches on its
+    // way (their counters are what the bypass must still count).
     est_outcome analyse(uint32_t ci, uint32_t budget) {
         if (budget == 0) return est_outcome::unknown;
-        for (const rule& r : rs.chains[ci].rules) {
+        for (uint32_t ri = 0; ri < rs.chains[ci].rules.size(); ++ri) {
+            const rule& r = rs.chains[ci].rules[ri];
             bool can_match = true, only_ct = !(r.src || r.dst || r.in || r.out || r.proto ||
                                                r.fragment);
             for (const match& m : r.matches) {
@@ -987,6 +990,7 @@ struct compiler {
             }
             if (!can_match) continue;
             if (!only_ct) return est_outcome::unknown; // might match, with any effect
+            c.established_path_.push_back(c.chain_first_[ci] + ri);
             switch (r.target.kind) {
             case target_kind::accept: return est_outcome::accepts;
             case target_kind::return_: return est_outcome::falls_through;

@@ -141,6 +141,9 @@ class classifier {
     // chain with no side effect other than the accepting rule's counter: the fast path may
     // then skip classification for established flows.
     bool established_bypass_safe() const noexcept { return established_bypass_safe_; }
+    // When established_bypass_safe(): the global indices of the rules such a packet
+    // matches on its way to the accept (the bypass still counts them), in order.
+    std::span<const uint32_t> established_path() const noexcept { return established_path_; }
 
     // Global rule indices number every rule of the ruleset (all chains, in order), so per-
     // rule counters can be one array of rule_count() entries shared by all hooks.
@@ -179,6 +182,7 @@ class classifier {
     std::vector<limit_match> limits_;
     std::vector<uint32_t> limit_rule_;   // global rule index per limit bucket
     std::vector<rule_ref> rule_at_;
+    std::vector<uint32_t> established_path_;
     std::vector<uint32_t> chain_first_;
     std::vector<ip_set*> sets_;          // referenced; unref'd by the destructor
     std::array<std::array<char, iface_name_size>, 64> port_names_{};

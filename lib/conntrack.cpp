@@ -18,18 +18,6 @@ std::string_view name_of(tcp_state s) noexcept {
     return i < tcp_state_count ? tcp_state_names[i] : std::string_view("?");
 }
 
-std::string_view name_of(ct_state s) noexcept {
-    switch (s) {
-    case ct_state::none: return "NONE";
-    case ct_state::invalid: return "INVALID";
-    case ct_state::established: return "ESTABLISHED";
-    case ct_state::related: return "RELATED";
-    case ct_state::new_: return "NEW";
-    case ct_state::untracked: return "UNTRACKED";
-    }
-    return "?";
-}
-
 conntrack::conntrack(const conntrack_config& cfg, uint32_t capacity)
     : cfg_(cfg), table_(capacity) {}
 

@@ -46,6 +46,7 @@
 // messages (dump/delete/config) that the worker executes between bursts.
 #pragma once
 
+#include "ct_state.hpp"
 #include "flow_key.hpp"
 #include "flow_table.hpp"
 #include "packet.hpp"
@@ -55,19 +56,6 @@
 #include <string_view>
 
 namespace sluice {
-
-// Conntrack state bits, equal to iptables' XT_CONNTRACK_STATE_* bits so that a rule's
-// --ctstate mask matches a packet iff (mask & uint8_t(state)) != 0.
-enum class ct_state : uint8_t {
-    none = 0,         // no state (fate != tracked)
-    invalid = 1,
-    established = 2,
-    related = 4,
-    new_ = 8,
-    untracked = 16,
-};
-constexpr uint8_t operator|(ct_state a, ct_state b) noexcept { return uint8_t(a) | uint8_t(b); }
-constexpr bool ct_state_matches(uint8_t mask, ct_state s) noexcept { return (mask & uint8_t(s)) != 0; }
 
 enum class ct_dir : uint8_t { original = 0, reply = 1 };
 
@@ -143,7 +131,6 @@ struct ct_counters {
 };
 
 std::string_view name_of(tcp_state s) noexcept;
-std::string_view name_of(ct_state s) noexcept;  // "NEW", "ESTABLISHED", ...
 
 namespace ct_detail {
 

@@ -24,8 +24,13 @@ namespace sluice {
     X(ip_bad_fragment, "fragment with impossible offset/length")                                   \
     X(l4_truncated, "transport header cut short")                                                  \
     X(tcp_bad_offset, "TCP data offset < 5 or beyond the segment")                                 \
+    X(policy_drop, "dropped by the ruleset: a DROP rule or a chain policy")                        \
+    X(policy_reject, "rejected by the ruleset: a REJECT rule (a reply goes back out the ingress port)") \
     X(ct_table_full, "conntrack table full: new flow refused")                                      \
-    X(frag_no_first, "non-first fragment whose first fragment is unknown (not seen or expired)")  \
+    X(frag_timeout, "fragment of a datagram not complete within 30 s")                            \
+    X(frag_overlap, "fragment overlapping another of its datagram: the whole datagram dropped")   \
+    X(frag_duplicate, "exact duplicate of a fragment already held")                               \
+    X(frag_no_room, "fragment cache full (fragments held per worker)")                            \
     X(tx_full, "transmit queue full (back-pressure)")                                              \
     X(redirect_ring_full, "software-RSS redirect ring to another worker full")                     \
     X(no_egress, "no egress port configured for the ingress port")                                 \

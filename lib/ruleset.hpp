@@ -19,6 +19,7 @@
 // threads, mutation by one thread at a time. The free functions are pure.
 #pragma once
 
+#include "ct_state.hpp"
 #include "set_table.hpp"
 
 #include <array>
@@ -68,17 +69,7 @@ struct proto_match {
     bool operator==(const proto_match&) const = default;
 };
 
-// Conntrack state bits, the same values as the kernel's XT_CONNTRACK_STATE_* /
-// XT_STATE_* (xt_conntrack.h): INVALID 1, ESTABLISHED 2, RELATED 4, NEW 8, UNTRACKED 64.
-enum class ct_state : uint8_t {
-    invalid = 1u << 0,
-    established = 1u << 1,
-    related = 1u << 2,
-    new_ = 1u << 3,
-    untracked = 1u << 6,
-};
-constexpr uint8_t ct_bit(ct_state s) noexcept { return static_cast<uint8_t>(s); }
-inline constexpr uint8_t ct_state_all = 0x4f;
+// Conntrack states: ct_state.hpp.
 
 // ---- match modules -------------------------------------------------------------------
 

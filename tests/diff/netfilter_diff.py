@@ -377,8 +377,8 @@ def start_sluice(args, lab, sc, rules4, rules6, sets, prefix, workdir):
             f.write(text)
     west, east = sc.ports
     conf = [
-        "port = %s=net_af_packet0,iface=%s-fa" % (west, prefix),
-        "port = %s=net_af_packet1,iface=%s-fb" % (east, prefix),
+        "port = %s=net_pcap0,rx_iface_in=%s-fa,tx_iface=%s-fa" % (west, prefix, prefix),
+        "port = %s=net_pcap1,rx_iface_in=%s-fb,tx_iface=%s-fb" % (east, prefix, prefix),
         "pair = %s:%s" % (west, east),
         "workers = 1", "mbufs = 16383", "hugepages = no", "memory-mb = 384",
         "file-prefix = " + prefix,

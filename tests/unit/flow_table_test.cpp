@@ -2,7 +2,6 @@
 // expiry, capacity behaviour (index fill, early drop rules), and the bytes-per-flow figure.
 // Also the fragment cache, which shares the "fixed-size per-worker table" shape.
 #include "flow_table.hpp"
-#include "frag_cache.hpp"
 
 #include <gtest/gtest.h>
 
@@ -192,49 +191,6 @@ TEST(FlowTable, BytesPerFlow) {
     std::printf("flow_table: filled to %u/%u, %llu cuckoo moves, %llu index-full refusals\n",
                 t.size(), cap, (unsigned long long)t.counters().cuckoo_moves,
                 (unsigned long long)t.counters().index_full);
-}
-
-// ---- fragment cache ----
-
-packet_meta frag(uint32_t id, bool first) {
-    packet_meta m{};
-    m.l3 = l3_kind::ipv4;
-    m.src.b[10] = m.src.b[11] = m.dst.b[10] = m.dst.b[11] = 0xff;
-    m.src.b[12] = 192;
-    m.dst.b[12] = 198;
-    m.l4_proto = 17;
-    m.frag_id = id;
-    m.frag_flags = frag::is_fragment | (first ? frag::first | frag::more : 0);
-    m.sport = first ? 1234 : 0;
-    m.dport = first ? 53 : 0;
-    return m;
-}
-
-TEST(FragCache, NonFirstFragmentsInheritTheVerdict) {
-    frag_cache fc(64, 30);
-    EXPECT_EQ(fc.lookup(frag(1, false), 0, 0), nullptr);  // before the first: drop
-    fc.remember(frag(1, true), 0, /*verdict=*/7, /*ct_state=*/8, 0);
-    const frag_info* fi = fc.lookup(frag(1, false), 0, 10);
-    ASSERT_NE(fi, nullptr);
-    EXPECT_EQ(fi->verdict, 7);
-    EXPECT_EQ(fi->sport, 1234);
-    EXPECT_EQ(fi->dport, 53);
-    EXPECT_EQ(fc.lookup(frag(1, false), 5, 10), nullptr);  // other zone
-    EXPECT_EQ(fc.lookup(frag(2, false), 0, 10), nullptr);  // other datagram
-    EXPECT_EQ(fc.lookup(frag(1, false), 0, 30), nullptr);  // timed out
-    EXPECT_EQ(fc.counters().hits, 1u);
-    EXPECT_EQ(fc.counters().misses, 4u);
-}
-
-TEST(FragCache, BoundedWithReplacement) {
-    frag_cache fc(16, 30);
-    EXPECT_EQ(fc.capacity(), 16u);
-    for (uint32_t id = 0; id < 1000; ++id) fc.remember(frag(id, true), 0, 1, 8, id / 100);
-    uint32_t hits = 0;
-    for (uint32_t id = 0; id < 1000; ++id) hits += fc.lookup(frag(id, false), 0, 10) != nullptr;
-    EXPECT_LE(hits, 16u);
-    EXPECT_GT(hits, 0u);
-    EXPECT_GT(fc.counters().replaced, 0u);
 }
 
 } // namespace
