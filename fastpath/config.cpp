@@ -13,20 +13,9 @@ namespace po = boost::program_options;
 
 namespace sluice {
 
-bool port_config::is_pci() const {
-    // domain:bus:dev.fn (0000:03:00.0) or bus:dev.fn (03:00.0)
-    auto colon = device.find(':');
-    auto dot = device.find('.');
-    return colon != std::string::npos && dot != std::string::npos && dot > colon &&
-           device.find(',') == std::string::npos && device.rfind("net_", 0) != 0;
-}
+bool port_config::is_pci() const { return is_pci_address(device); }
 
-std::string port_config::dpdk_name() const {
-    auto comma = device.find(',');
-    std::string n = device.substr(0, comma);
-    if (is_pci() && std::count(n.begin(), n.end(), ':') == 1) n = "0000:" + n;
-    return n;
-}
+std::string port_config::dpdk_name() const { return dpdk_device_name(device); }
 
 namespace {
 

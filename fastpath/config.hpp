@@ -7,6 +7,8 @@
 // read-only with the workers. Thread safety: none needed (read-only after start-up).
 #pragma once
 
+#include "eal_args.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,7 +24,6 @@ struct port_config {
 };
 
 enum class idle_mode : uint8_t { poll, sleep };
-enum class huge_mode : uint8_t { auto_, yes, no };
 
 struct fastpath_config {
     std::vector<port_config> ports;
