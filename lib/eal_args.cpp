@@ -2,6 +2,7 @@
 #include "eal_args.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 
 namespace sluice {
@@ -17,6 +18,21 @@ std::string dpdk_device_name(std::string_view device) {
     std::string n(device.substr(0, device.find(',')));
     if (is_pci_address(device) && std::count(n.begin(), n.end(), ':') == 1) n = "0000:" + n;
     return n;
+}
+
+std::string parse_port_arg(std::string_view arg, std::string& name, std::string& device) {
+    auto eq = arg.find('=');
+    if (eq == std::string_view::npos || eq == 0 || eq + 1 == arg.size()) return "expected NAME=DEVICE";
+    std::string_view n = arg.substr(0, eq), d = arg.substr(eq + 1);
+    for (char ch : n)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
+            return "port name may only hold letters, digits, '-', '_', '.'";
+    if (n.size() > 15) return "port name longer than 15 characters";
+    if (!is_pci_address(d) && d.rfind("net_", 0) != 0)
+        return "DEVICE must be a PCI address or a vdev starting with net_";
+    name = n;
+    device = d;
+    return {};
 }
 
 unsigned long free_hugepages_2m() {

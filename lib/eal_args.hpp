@@ -23,6 +23,10 @@ bool is_pci_address(std::string_view device);
 // PCI domain added when it was left out.
 std::string dpdk_device_name(std::string_view device);
 
+// A --port argument, NAME=DEVICE: "" when it is one (name and device then set), else why not.
+// NAME: letters, digits, '-', '_', '.', at most 15; DEVICE: a PCI address or net_* vdev.
+std::string parse_port_arg(std::string_view arg, std::string& name, std::string& device);
+
 // Free 2 MiB hugepages, or 0 when hugetlbfs is not mounted.
 unsigned long free_hugepages_2m();
 
