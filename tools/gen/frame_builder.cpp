@@ -3,6 +3,7 @@
 // partial sums (pseudo-header, header, signature, fill) add up.
 #include "frame_builder.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace sluice::gen {
@@ -170,6 +171,8 @@ uint16_t stream_frames::build(uint64_t k, uint64_t tsc, uint8_t* buf) const noex
     uint32_t pseudo = finish_l3(buf + l3_off_, s.ip, src, dst, l4_len, uint16_t(k), proto);
 
     uint8_t* sig = buf + payload_off_;
+    // Another stream's (longer) headers may have overwritten the fill of this mbuf here.
+    write_fill(buf, payload_off_ + signature_len, std::min<uint32_t>(len, fill_rewrite_end));
     put16(sig, signature_magic);
     put16(sig + 2, index_);
     put32(sig + 4, uint32_t(k));

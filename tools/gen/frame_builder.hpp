@@ -8,8 +8,10 @@
 //     0 magic 0x5c1e (BE 16)   2 stream index (BE 16)   4 sequence number (BE 32)
 //     8 TSC when built (host order, 64; sender and receiver are one process)
 // Fill byte at frame offset i is uint8_t(i) (write_fill). Buffers are expected to hold the
-// fill already (the TX mbuf pool is filled once at start), so a packet costs the header
-// and signature writes; the L4 checksum adds a precomputed sum of the fill.
+// fill already beyond the first `fill_rewrite_end` bytes (the TX mbuf pool is filled once
+// at start; a frame of any stream writes its headers and signature only below that mark,
+// and build() rewrites the fill below it), so a packet costs a few dozen byte writes; the L4
+// checksum adds a precomputed sum of the fill.
 //
 // TCP workload frames (tcp_frames) carry no signature: headers, then `payload` fill bytes.
 //
@@ -27,6 +29,8 @@
 namespace sluice::gen {
 
 inline constexpr uint16_t signature_magic = 0x5c1e;
+// Largest headers (Ethernet + VLAN + IPv6 + TCP) plus the signature.
+inline constexpr uint32_t fill_rewrite_end = 18 + 40 + 20 + signature_len;
 
 struct signature {
     uint16_t stream;
