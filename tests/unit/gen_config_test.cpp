@@ -168,6 +168,7 @@ TEST(gen_config, errors_name_option_and_value) {
         {{"--stream", "tx=west", "--duration", "0"}, "option 'duration' value '0': must be between 0.001 and 86400 seconds"},
         {{"--stream", "tx=west", "--duration", "1e9"}, "option 'duration' value '1e+09': must be between 0.001 and 86400 seconds"},
         {{"--stream", "tx=west", "--drain-ms", "60001"}, "option 'drain-ms' value '60001': must be between 0 and 60000"},
+        {{"--stream", "tx=west", "--start-delay-ms", "70000"}, "option 'start-delay-ms' value '70000': must be between 0 and 60000"},
         {{"--stream", "tx=west", "--burst", "0"}, "option 'burst' value '0': must be between 1 and 256"},
         {{"--stream", "tx=west", "--rx-desc", "100"}, "option 'rx-desc' value '100': must be a power of two between 64 and 16384"},
         {{"--stream", "tx=west", "--mbufs", "2000"}, "option 'mbufs' value '2000': too few for 2 ports x (rx-desc + tx-desc) plus bursts in flight: need at least 5248"},
@@ -182,7 +183,7 @@ TEST(gen_config, errors_name_option_and_value) {
     }
     auto h = run({"--help"});
     EXPECT_TRUE(h.help);
-    for (const char* opt : {"--port", "--stream", "--tcp", "--duration", "--drain-ms", "--link-wait", "--json", "--cpu",
+    for (const char* opt : {"--port", "--stream", "--tcp", "--duration", "--drain-ms", "--link-wait", "--start-delay-ms", "--json", "--cpu",
                             "--burst", "--rx-desc", "--tx-desc", "--mbufs", "--hugepages", "--memory-mb",
                             "--file-prefix", "--log-level", "--config"})
         EXPECT_NE(h.error.find(opt), std::string::npos) << opt;

@@ -56,6 +56,9 @@ po::options_description options(gen_config& c, raw_options& r) {
          "after sending, keep receiving until everything is back or this many ms pass (0..60000)")
         ("link-wait", po::value(&c.link_wait_s)->default_value(c.link_wait_s),
          "seconds to wait for every port's link to come up before sending (0..600)")
+        ("start-delay-ms", po::value(&c.start_delay_ms)->default_value(c.start_delay_ms),
+         "once the links are up, wait this many ms before sending (0..60000): an appliance that "
+         "polls its link state (sluice-fastpath: once a second) needs >= 1100")
         ("json", po::value(&c.json_file),
          "write the results as JSON to this file ('-': standard output, the summary then goes to "
          "standard error)")
@@ -125,6 +128,8 @@ std::string validate(gen_config& c, raw_options& r) {
         return bad("duration", num(c.duration_s), "must be between 0.001 and 86400 seconds");
     if (c.drain_ms > 60000) return bad("drain-ms", std::to_string(c.drain_ms), "must be between 0 and 60000");
     if (c.link_wait_s > 600) return bad("link-wait", std::to_string(c.link_wait_s), "must be between 0 and 600");
+    if (c.start_delay_ms > 60000)
+        return bad("start-delay-ms", std::to_string(c.start_delay_ms), "must be between 0 and 60000");
     if (c.cpu > 1023) return bad("cpu", std::to_string(c.cpu), "is not a CPU number");
     if (c.burst < 1 || c.burst > 256) return bad("burst", std::to_string(c.burst), "must be between 1 and 256");
     for (auto [n, v] : {std::pair{"rx-desc", c.rx_desc}, {"tx-desc", c.tx_desc}})

@@ -29,6 +29,7 @@ struct gen_config {
     double duration_s = 10;       // the sending phase; always bounded
     unsigned drain_ms = 500;      // then receive only, until everything is back or this ends
     unsigned link_wait_s = 10;    // wait for every port's link before sending
+    unsigned start_delay_ms = 0;  // then wait this long (the peer may notice its links late)
     unsigned cpu = 0;             // the generator's single lcore
     unsigned burst = 32;
     unsigned rx_desc = 1024, tx_desc = 1024;

@@ -22,6 +22,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -84,6 +86,7 @@ int main(int argc, char** argv) {
         err = open_gen_ports(cfg, rx_pool, mtu, ports);
     }
     if (err.empty()) err = wait_for_links(cfg, ports, g_quit);
+    if (err.empty() && cfg.start_delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(cfg.start_delay_ms));
     if (!err.empty()) {
         spdlog::error("{}", err);
         rc = 1;
