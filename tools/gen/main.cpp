@@ -48,11 +48,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     const gen_config& cfg = *res.config;
+    // The summary may go to stdout; keep the log on stderr.
+    spdlog::set_default_logger(spdlog::stderr_color_mt("sluice-gen"));
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-    // The summary may go to stdout; keep the log on stderr.
-    spdlog::default_logger()->sinks().clear();
-    spdlog::default_logger()->sinks().push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
 
     sluice::eal_plan plan{argv[0], cfg.file_prefix, {cfg.cpu}, cfg.huge, cfg.memory_mb, {}, cfg.eal_args};
     for (const auto& p : cfg.ports) plan.devices.push_back(p.device);

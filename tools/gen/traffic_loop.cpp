@@ -69,14 +69,16 @@ void fill_tx_pool(rte_mempool* pool) {
 }
 
 std::string open_gen_ports(const gen_config& cfg, rte_mempool* rx_pool, uint16_t mtu, std::vector<open_port>& out) {
-    out.assign(cfg.ports.size(), {});
+    // `out` holds the ports found so far, so close_gen_ports() closes exactly those.
+    out.clear();
     for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
-        auto& p = out[i];
+        open_port found;
         std::string dn = dpdk_device_name(cfg.ports[i].device);
-        if (rte_eth_dev_get_port_by_name(dn.c_str(), &p.id) != 0)
+        if (rte_eth_dev_get_port_by_name(dn.c_str(), &found.id) != 0)
             return "port '" + cfg.ports[i].name + "': device " + dn +
                    " not found (PCI device not bound to vfio-pci/uio, or the vdev failed to probe: see the EAL "
                    "messages above)";
+        auto& p = out.emplace_back(found);
         rte_eth_dev_info info{};
         if (int rc = rte_eth_dev_info_get(p.id, &info); rc != 0) return err(cfg, i, "device info", rc);
         rte_eth_conf conf{};
@@ -100,7 +102,9 @@ std::string open_gen_ports(const gen_config& cfg, rte_mempool* rx_pool, uint16_t
             return err(cfg, i, "rx queue setup", rc);
         if (int rc = rte_eth_tx_queue_setup(p.id, 0, txd, unsigned(socket), &txc); rc != 0)
             return err(cfg, i, "tx queue setup", rc);
-        if (int rc = rte_eth_dev_start(p.id); rc != 0) return err(cfg, i, "start", rc);
+        if (int rc = rte_eth_dev_start(p.id); rc != 0)
+            return err(cfg, i, "start", rc) +
+                   (dn.rfind("net_memif", 0) == 0 ? " (a memif client needs its peer serving the socket)" : "");
         if (int rc = rte_eth_promiscuous_enable(p.id); rc != 0 && rc != -ENOTSUP)
             spdlog::warn("port '{}': promiscuous mode not enabled: {}", cfg.ports[i].name, rte_strerror(-rc));
         rte_eth_macaddr_get(p.id, &p.mac);
