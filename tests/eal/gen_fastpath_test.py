@@ -13,6 +13,7 @@ on another CPU than the appliance's worker). Two runs, each bounded in time and 
 Skips (77) without root or without free hugepages (two DPDK processes share memif memory).
 
 usage: gen_fastpath_test.py SLUICE_GEN_BINARY SLUICE_FASTPATH_BINARY"""
+import glob
 import json
 import os
 import shutil
@@ -32,6 +33,13 @@ def free_hugepages():
             return n if " hugetlbfs " in f.read() else 0
     except OSError:
         return 0
+
+
+def remove_dpdk_files(prefix):
+    """What a DPDK primary leaves behind: its hugepage files and its runtime directory."""
+    for f in glob.glob(f"/dev/hugepages/{prefix}map_*"):
+        os.unlink(f)
+    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
 
 
 def run_gen(binary, d, name, args):
@@ -97,6 +105,8 @@ def main():
         failures.append(str(e))
     finally:
         fp.kill()
+        remove_dpdk_files(f"sluice-fp-{os.getpid()}")
+        remove_dpdk_files(f"sluice-gen-fp-{os.getpid()}")
     if failures:
         print("FAIL\n  " + "\n  ".join(failures))
         print("--- fastpath log\n" + fp.read_log())

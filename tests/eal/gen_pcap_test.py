@@ -164,6 +164,7 @@ def main():
         check_ring(binary, d, failures)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(f"/var/run/dpdk/sluice-gen-test-{os.getpid()}", ignore_errors=True)
     if failures:
         print("FAIL\n  " + "\n  ".join(failures[:30]))
         return 1
