@@ -13,20 +13,9 @@ namespace po = boost::program_options;
 
 namespace sluice {
 
-bool port_config::is_pci() const {
-    // domain:bus:dev.fn (0000:03:00.0) or bus:dev.fn (03:00.0)
-    auto colon = device.find(':');
-    auto dot = device.find('.');
-    return colon != std::string::npos && dot != std::string::npos && dot > colon &&
-           device.find(',') == std::string::npos && device.rfind("net_", 0) != 0;
-}
+bool port_config::is_pci() const { return is_pci_address(device); }
 
-std::string port_config::dpdk_name() const {
-    auto comma = device.find(',');
-    std::string n = device.substr(0, comma);
-    if (is_pci() && std::count(n.begin(), n.end(), ':') == 1) n = "0000:" + n;
-    return n;
-}
+std::string port_config::dpdk_name() const { return dpdk_device_name(device); }
 
 namespace {
 
@@ -146,16 +135,8 @@ bool pow2(unsigned v) { return v && !(v & (v - 1)); }
 std::string validate(fastpath_config& c, const raw_options& r) {
     std::set<std::string> names, devices;
     for (const auto& p : r.ports) {
-        auto eq = p.find('=');
-        if (eq == std::string::npos || eq == 0 || eq + 1 == p.size())
-            return bad("port", p, "expected NAME=DEVICE");
-        port_config pc{p.substr(0, eq), p.substr(eq + 1)};
-        for (char ch : pc.name)
-            if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
-                return bad("port", p, "port name may only hold letters, digits, '-', '_', '.'");
-        if (pc.name.size() > 15) return bad("port", p, "port name longer than 15 characters");
-        if (!pc.is_pci() && pc.device.rfind("net_", 0) != 0)
-            return bad("port", p, "DEVICE must be a PCI address or a vdev starting with net_");
+        port_config pc;
+        if (auto why = parse_port_arg(p, pc.name, pc.device); !why.empty()) return bad("port", p, why);
         if (!names.insert(pc.name).second) return bad("port", p, "duplicate port name");
         if (!devices.insert(pc.dpdk_name()).second)
             return bad("port", p, "device ", pc.dpdk_name(), " already used by another port");

@@ -9,6 +9,7 @@
 
 #include "conntrack.hpp"
 #include "policy.hpp"
+#include "eal_args.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -25,7 +26,6 @@ struct port_config {
 };
 
 enum class idle_mode : uint8_t { poll, sleep };
-enum class huge_mode : uint8_t { auto_, yes, no };
 
 struct fastpath_config {
     std::vector<port_config> ports;

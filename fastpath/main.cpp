@@ -54,51 +54,16 @@ std::string describe(const sluice::policy_snapshot& p) {
                 : "");
 }
 
-unsigned long free_hugepages_2m() {
-    std::ifstream f("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
-    unsigned long n = 0;
-    f >> n;
-    std::ifstream mounts("/proc/mounts");
-    std::string line;
-    bool mounted = false;
-    while (std::getline(mounts, line))
-        if (line.find(" hugetlbfs ") != std::string::npos) mounted = true;
-    return mounted ? n : 0;
-}
-
 std::vector<std::string> eal_arguments(const sluice::fastpath_config& c, const char* argv0,
                                        std::vector<unsigned>& worker_lcores) {
-    std::vector<std::string> a{argv0, "--file-prefix=" + c.file_prefix, "--proc-type=primary"};
+    sluice::eal_plan plan{argv0, c.file_prefix, {}, c.huge, c.memory_mb, {}, c.eal_args};
     unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
-    std::string lcores = "--lcores=";
     for (unsigned i = 0; i <= c.workers; ++i) {
-        unsigned cpu = c.cpus.empty() ? i % ncpu : c.cpus[i];
-        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpu);
+        plan.lcore_cpus.push_back(c.cpus.empty() ? i % ncpu : c.cpus[i]);
         if (i) worker_lcores.push_back(i);
     }
-    a.push_back(lcores);
-    a.push_back("--main-lcore=0");
-    bool use_huge = c.huge == sluice::huge_mode::yes ||
-                    (c.huge == sluice::huge_mode::auto_ &&
-                     free_hugepages_2m() * 2 >= c.memory_mb);
-    if (!use_huge) {
-        a.push_back("--no-huge");
-        a.push_back("-m");
-        a.push_back(std::to_string(c.memory_mb));
-    }
-    bool any_pci = false;
-    for (const auto& p : c.ports) {
-        if (p.is_pci()) {
-            any_pci = true;
-            a.push_back("-a");
-            a.push_back(p.device);
-        } else {
-            a.push_back("--vdev=" + p.device);
-        }
-    }
-    if (!any_pci) a.push_back("--no-pci");
-    a.insert(a.end(), c.eal_args.begin(), c.eal_args.end());
-    return a;
+    for (const auto& p : c.ports) plan.devices.push_back(p.device);
+    return sluice::eal_arguments(plan);
 }
 
 void write_stats_file(const std::string& path, const std::string& json) {
