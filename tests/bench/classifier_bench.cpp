@@ -13,23 +13,14 @@
 // Usage: classifier_bench [max_rules]   (default 100000)
 #include "classifier.hpp"
 
+#include "bench_clock.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <vector>
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <x86intrin.h>
-static uint64_t ticks() { return __rdtsc(); }
-static const char* tick_unit = "cycles";
-#else
-static uint64_t ticks() {
-    return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-}
-static const char* tick_unit = "ns";
-#endif
 
 using namespace sluice;
 
@@ -109,11 +100,7 @@ std::vector<packet_meta> packets(uint32_t n, bool slash24, std::mt19937& rng) {
     return out;
 }
 
-struct figures {
-    double median, p10, p90;
-};
-
-figures measure(const classifier& cls, const std::vector<packet_meta>& pkts) {
+spread measure(const classifier& cls, const std::vector<packet_meta>& pkts) {
     std::vector<classify_input> in(pkts.size());
     std::vector<classify_result> res(burst);
     std::vector<limit_bucket> buckets(cls.limit_count());
@@ -131,9 +118,7 @@ figures measure(const classifier& cls, const std::vector<packet_meta>& pkts) {
         }
     }
     if (sink == 42) std::puts("");
-    std::sort(per_packet.begin(), per_packet.end());
-    auto q = [&](double f) { return per_packet[size_t(f * double(per_packet.size() - 1))]; };
-    return {q(0.5), q(0.1), q(0.9)};
+    return summarise(std::move(per_packet));
 }
 
 } // namespace
@@ -157,7 +142,7 @@ int main(int argc, char** argv) {
                 }
                 std::mt19937 rng(n);
                 auto pkts = packets(n, slash24, rng);
-                figures f = measure(*cr.cls, pkts);
+                spread f = measure(*cr.cls, pkts);
                 if (n == 1) base[slash24][ct_first] = f.median;
                 if (n == 10000) at10k[slash24][ct_first] = f.median;
                 std::printf("{\"bench\":\"classifier\",\"rules\":%u,\"sources\":\"/%d\","
