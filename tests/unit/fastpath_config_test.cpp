@@ -63,6 +63,27 @@ TEST(fastpath_config, file_and_command_line_and_eal_args) {
     std::remove(path.c_str());
 }
 
+TEST(fastpath_config, policy_and_conntrack_options) {
+    auto args = two_ports;
+    for (const char* a : {"--rules", "r.v4", "--rules6", "r.v6", "--sets", "s.save", "--mode", "monitor",
+                          "--ct-zone", "outer-vlan", "--ct-tcp-loose", "false", "--ct-timeout",
+                          "tcp-established=3600", "--ct-timeout", "udp=10", "--conntrack-max", "4096"})
+        args.push_back(a);
+    auto r = run(args);
+    ASSERT_TRUE(r.config) << r.error;
+    const auto& c = *r.config;
+    EXPECT_EQ(c.rules_file, "r.v4");
+    EXPECT_EQ(c.rules6_file, "r.v6");
+    EXPECT_EQ(c.sets_file, "s.save");
+    EXPECT_EQ(c.mode, sluice::filter_mode::monitor);
+    EXPECT_EQ(c.conntrack.zone, sluice::ct_zone_mode::outer_vlan);
+    EXPECT_FALSE(c.conntrack.tcp_loose);
+    EXPECT_EQ(c.conntrack.timeouts.tcp[3], 3600u);
+    EXPECT_EQ(c.conntrack.timeouts.udp, 10u);
+    EXPECT_EQ(c.conntrack.timeouts.icmp, 30u); // untouched: netfilter's default
+    EXPECT_EQ(c.conntrack_max, 4096u);
+}
+
 TEST(fastpath_config, help) {
     auto r = run({"--help"});
     EXPECT_TRUE(r.help);
@@ -95,6 +116,12 @@ TEST(fastpath_config, bad_values_name_option_and_value) {
         {with({"--mbufs", "2000"}), "option 'mbufs' value '2000': too few"},
         {with({"--log-level", "loud"}), "option 'log-level' value 'loud'"},
         {with({"--workers", "many"}), "workers"},
+        {with({"--mode", "audit"}), "option 'mode' value 'audit': must be 'enforce', 'monitor' or 'bypass'"},
+        {with({"--conntrack-max", "10"}), "option 'conntrack-max' value '10': must be between 1024 per worker"},
+        {with({"--ct-zone", "vlan"}), "option 'ct-zone' value 'vlan'"},
+        {with({"--ct-timeout", "udp"}), "option 'ct-timeout' value 'udp': expected NAME=SECONDS"},
+        {with({"--ct-timeout", "udp=0"}), "option 'ct-timeout' value 'udp=0': SECONDS must be"},
+        {with({"--ct-timeout", "tcp-bogus=5"}), "option 'ct-timeout' value 'tcp-bogus=5': unknown timeout 'tcp-bogus'"},
         {with({"--no-such-option"}), "unrecognised option '--no-such-option'"},
         {{"--config", "/nonexistent/sluice.conf"}, "option 'config' value '/nonexistent/sluice.conf': cannot open file"},
     };
