@@ -2,6 +2,8 @@
 // share those declarations, and the command line wins where both set a value.
 #include "config.hpp"
 
+#include "command_line.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -20,7 +22,6 @@ std::string port_config::dpdk_name() const { return dpdk_device_name(device); }
 namespace {
 
 struct raw_options {
-    std::string config_file;
     std::vector<std::string> ports, pairs;
     std::string cpus, idle, huge, mode, zone;
     std::vector<std::string> timeouts;
@@ -243,54 +244,14 @@ std::string validate(fastpath_config& c, const raw_options& r) {
 config_result load_config(int argc, const char* const* argv) {
     fastpath_config c;
     raw_options r;
-    po::options_description generic("general");
-    generic.add_options()("help,h", "show this help and exit")(
-        "config,c", po::value(&r.config_file), "INI-style configuration file (see conf/)");
     auto opts = options(c, r);
-    po::options_description all;
-    all.add(generic).add(opts);
-
-    // Everything after "--" goes to DPDK's EAL verbatim.
-    std::vector<std::string> args;
-    int i = 1;
-    for (; i < argc; ++i) {
-        if (std::string(argv[i]) == "--") {
-            ++i;
-            break;
-        }
-        args.emplace_back(argv[i]);
-    }
-    for (; i < argc; ++i) c.eal_args.emplace_back(argv[i]);
-
     config_result res;
-    try {
-        po::variables_map vm;
-        po::store(po::command_line_parser(args).options(all).run(), vm);
-        if (vm.count("help")) {
-            std::ostringstream s;
-            s << "usage: sluice-fastpath [--config FILE] [options] [-- EAL arguments]\n\n"
-              << generic << "\n" << opts;
-            res.help = true;
-            res.error = s.str();
-            return res;
-        }
-        if (vm.count("config")) {
-            auto file = vm["config"].as<std::string>();
-            std::ifstream in(file);
-            if (!in) {
-                res.error = "option 'config' value '" + file + "': cannot open file";
-                return res;
-            }
-            try {
-                po::store(po::parse_config_file(in, opts), vm);
-            } catch (const po::error& e) {
-                res.error = file + ": " + e.what();
-                return res;
-            }
-        }
-        po::notify(vm);
-    } catch (const po::error& e) {
-        res.error = e.what();
+    auto cl = parse_command_line(argc, argv, opts,
+                                 "usage: sluice-fastpath [--config FILE] [options] [-- EAL arguments]\n",
+                                 c.eal_args);
+    if (!cl.ok()) {
+        res.help = cl.help;
+        res.error = cl.text;
         return res;
     }
     if (auto err = validate(c, r); !err.empty()) {

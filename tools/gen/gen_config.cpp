@@ -2,6 +2,8 @@
 // line share those declarations, the command line wins where both set a value.
 #include "gen_config.hpp"
 
+#include "command_line.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <cmath>
@@ -16,7 +18,6 @@ namespace sluice::gen {
 namespace {
 
 struct raw_options {
-    std::string config_file;
     std::vector<std::string> ports, streams, tcp;
     std::string huge;
 };
@@ -168,56 +169,17 @@ uint16_t gen_config::largest_frame() const {
 gen_config_result load_gen_config(int argc, const char* const* argv) {
     gen_config c;
     raw_options r;
-    po::options_description generic("general");
-    generic.add_options()("help,h", "show this help and exit")(
-        "config,c", po::value(&r.config_file), "INI-style configuration file (`option = value` lines)");
     auto opts = options(c, r);
-    po::options_description all;
-    all.add(generic).add(opts);
-
-    std::vector<std::string> args;
-    int i = 1;
-    for (; i < argc; ++i) {
-        if (std::string(argv[i]) == "--") {
-            ++i;
-            break;
-        }
-        args.emplace_back(argv[i]);
-    }
-    for (; i < argc; ++i) c.eal_args.emplace_back(argv[i]);
-
     gen_config_result res;
-    try {
-        po::variables_map vm;
-        po::store(po::command_line_parser(args).options(all).run(), vm);
-        if (vm.count("help")) {
-            std::ostringstream s;
-            s << "usage: sluice-gen [--config FILE] [options] [-- EAL arguments]\n\n"
-                 "DPDK traffic generator: stateless streams and a stateful TCP workload through an appliance;\n"
-                 "per-stream counters, loss and latency; a JSON result on exit.\n\n"
-              << generic << "\n"
-              << opts;
-            res.help = true;
-            res.error = s.str();
-            return res;
-        }
-        if (vm.count("config")) {
-            auto file = vm["config"].as<std::string>();
-            std::ifstream in(file);
-            if (!in) {
-                res.error = "option 'config' value '" + file + "': cannot open file";
-                return res;
-            }
-            try {
-                po::store(po::parse_config_file(in, opts), vm);
-            } catch (const po::error& e) {
-                res.error = file + ": " + e.what();
-                return res;
-            }
-        }
-        po::notify(vm);
-    } catch (const po::error& e) {
-        res.error = e.what();
+    auto cl = parse_command_line(
+        argc, argv, opts,
+        "usage: sluice-gen [--config FILE] [options] [-- EAL arguments]\n\n"
+        "DPDK traffic generator: stateless streams and a stateful TCP workload through an appliance;\n"
+        "per-stream counters, loss and latency; a JSON result on exit.\n",
+        c.eal_args);
+    if (!cl.ok()) {
+        res.help = cl.help;
+        res.error = cl.text;
         return res;
     }
     if (auto err = validate(c, r); !err.empty()) {
