@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
                                 now - last_stats >= std::chrono::seconds(cfg.stats_interval_s);
                 if (g_reload) {
                     g_reload = 0;
+                    auto t_load = std::chrono::steady_clock::now();
                     auto next = load_policy(cfg, generation + 1);
                     if (!next.snapshot) {
                         spdlog::error("policy reload rejected, generation {} stays: {}", generation,
@@ -158,9 +159,12 @@ int main(int argc, char** argv) {
                         std::string what = describe(*next.snapshot);
                         auto t0 = std::chrono::steady_clock::now();
                         policy.replace(std::move(next.snapshot));
-                        auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                      std::chrono::steady_clock::now() - t0).count();
-                        spdlog::info("policy reloaded: {} (published, old one freed after {} us)", what, us);
+                        auto us = [](auto a, auto b) {
+                            return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
+                        };
+                        spdlog::info("policy reloaded: {} (read and compiled in {} us; published, old "
+                                     "one freed after {} us)",
+                                     what, us(t_load, t0), us(t0, std::chrono::steady_clock::now()));
                     }
                 }
                 if (g_dump || periodic) {

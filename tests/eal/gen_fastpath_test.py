@@ -9,7 +9,14 @@ on another CPU than the appliance's worker). Two runs, each bounded in time and 
      what left one side must come out of the other (>= 99.9 %), with latency samples;
   2. stateful TCP: 2000 connections at 1000/s, client on west, server on east; every
      connection's eight segments cross the appliance: >= 99 % must complete, opened =
-     completed + lost, and the appliance must have forwarded the segments.
+     completed + lost, and the appliance must have forwarded the segments;
+  3. policy replaced under traffic: UDP both ways at 50k pps each for 3 s on the flows of
+     run 1 (established), and after 1 s the 4-rule policy is replaced (SIGHUP) by one of
+     10 000 rules; the appliance must count no drop at all, sluice-gen must see what it
+     sent come back (>= 99.9 %, the memif transport's margin), and the log must show the
+     reload with its time to publish.
+The appliance runs a stateful policy throughout (first: UDP and TCP accepted, replies by
+conntrack).
 Skips (77) without root or without free hugepages (two DPDK processes share memif memory).
 
 usage: gen_fastpath_test.py SLUICE_GEN_BINARY SLUICE_FASTPATH_BINARY"""
@@ -17,9 +24,11 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fastpath_harness import Fastpath  # noqa: E402
@@ -55,6 +64,20 @@ def run_gen(binary, d, name, args):
         return json.load(f), p.stdout
 
 
+def policy(path, extra_rules):
+    """A stateful FORWARD chain: ESTABLISHED first, `extra_rules` lines, then what runs 1-3 need."""
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
+             "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", *extra_rules,
+             "-A FORWARD -p udp -j ACCEPT", "-A FORWARD -i west -p tcp -j ACCEPT", "COMMIT", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def ten_thousand_rules():
+    return ["-A FORWARD -s 10.%d.%d.%d/32 -p tcp -m tcp --dport %d -j DROP"
+            % (i >> 16 & 255, i >> 8 & 255, i & 255, 1 + i % 60000) for i in range(10000)]
+
+
 def main():
     gen, fastpath = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
@@ -64,7 +87,10 @@ def main():
         print("SKIP: needs 256 free 2 MiB hugepages and hugetlbfs mounted (tools/bootstrap reserves them)")
         return 77
     d = tempfile.mkdtemp(prefix="sluice-gen-fp-")
+    rules = os.path.join(d, "rules")
+    policy(rules, [])
     fp = Fastpath(fastpath, [
+        f"rules = {rules}",
         f"port = west=net_memif0,role=server,id=0,socket={d}/west.sock",
         f"port = east=net_memif1,role=server,id=0,socket={d}/east.sock",
         "pair = west:east", "workers = 1", "cpus = 0,1", "idle = poll", "hugepages = yes",
@@ -93,10 +119,44 @@ def main():
         if t["unexpected"]:
             failures.append(f"tcp: {t['unexpected']} unexpected segments")
         c = fp.wait_quiet()
+        before = sum(c["drops"].values())
+        # 3. the same UDP flows (established by run 1) while the policy is replaced.
+        policy(rules, ten_thousand_rules())
+        gen_args = ["--duration", "4", "--drain-ms", "500",
+                    "--stream", "name=w2e,tx=west,rx=east,size=64,rate=50k,count=150k,src=192.0.2.0/28,dport=1000-1015",
+                    "--stream", "name=e2w,tx=east,rx=west,size=64,rate=50k,count=150k,src=198.51.100.1,dst=192.0.2.0/28,"
+                                "sport=9,dport=1000-1015"]
+        out = os.path.join(d, "reload.json")
+        cmd = [gen, "--port", f"west=net_memif0,role=client,id=0,socket={d}/west.sock",
+               "--port", f"east=net_memif1,role=client,id=0,socket={d}/east.sock",
+               "--cpu", "0", "--file-prefix", f"sluice-gen-fp-{os.getpid()}", "--hugepages", "yes",
+               "--mbufs", "16383", "--link-wait", "10", "--start-delay-ms", "1200", "--log-level", "warn",
+               "--json", out, *gen_args]
+        g = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.2 + 1.0)  # links up, then 1 s of traffic
+        fp.proc.send_signal(signal.SIGHUP)
+        gen_out, _ = g.communicate(timeout=60)
+        if g.returncode != 0:
+            raise RuntimeError(f"sluice-gen exit {g.returncode}\n{gen_out}")
+        with open(out) as f:
+            reload_run = json.load(f)
+        reload_line = [ln for ln in fp.read_log().splitlines() if "policy reloaded" in ln]
+        if not reload_line or "generation 2" not in reload_line[0] or "10003 IPv4 rule(s)" not in reload_line[0]:
+            failures.append(f"no reload to the 10k-rule policy in the log: {reload_line}")
+        for st in reload_run["streams"]:
+            if st["tx_packets"] != 150000 or st["rx_packets"] < 0.999 * st["tx_packets"]:
+                failures.append(f"reload: stream {st['name']}: tx {st['tx_packets']}, rx {st['rx_packets']}")
+        c = fp.wait_quiet()
+        if sum(c["drops"].values()) != before:
+            failures.append(f"reload: the appliance dropped packets: {c['drops']}")
+        reload_text = "reload under traffic: %s; %s" % (
+            reload_line[0].split("info ")[-1] if reload_line else "?",
+            ", ".join("%s tx %d rx %d" % (st["name"], st["tx_packets"], st["rx_packets"])
+                      for st in reload_run["streams"]))
         ports = {p["name"]: p for p in c["ports"]}
         # Each completed connection: 5 segments client->server (west rx), 3 back (east rx).
-        if ports["west"]["rx_packets"] < 50000 * 0.999 + 5 * t["completed"] or \
-                ports["east"]["rx_packets"] < 50000 * 0.999 + 3 * t["completed"]:
+        if ports["west"]["rx_packets"] < 200000 * 0.999 + 5 * t["completed"] or \
+                ports["east"]["rx_packets"] < 200000 * 0.999 + 3 * t["completed"]:
             failures.append(f"appliance counters: {ports}")
         rc, _ = fp.stop()
         if rc != 0:
@@ -114,9 +174,11 @@ def main():
         return 1
     print(udp_text)
     print(tcp_text)
+    print(reload_text)
     shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(fp.dir, ignore_errors=True)
-    print("ok: UDP both ways and TCP connections through sluice-fastpath over memif")
+    print("ok: UDP both ways, TCP connections, and a 10k-rule policy replace under traffic "
+          "through sluice-fastpath over memif")
     return 0
 
 
