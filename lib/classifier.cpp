@@ -492,10 +492,36 @@ void classifier::classify(const packet_meta& pkt, const classify_input& in, clas
     }
 }
 
+// The hook chain's IPv4 address-index slots for this packet.
+void classifier::prefetch_index(const packet_meta& pkt) const noexcept {
+    const chain_index& ch = chains_[hook_chain_];
+    if (!v4_ || pkt.l3 != l3_kind::ipv4) return;
+    const uint32_t s4 = load32(pkt.src.b + 12), d4 = load32(pkt.dst.b + 12);
+    for (uint32_t k = 0; k < ch.n_src; ++k)
+        __builtin_prefetch(&slots4_[ch.src[k].slots + (hash4(s4 & ch.src[k].m4) & ch.src[k].mask)]);
+    for (uint32_t k = 0; k < ch.n_dst; ++k)
+        __builtin_prefetch(&slots4_[ch.dst[k].slots + (hash4(d4 & ch.dst[k].m4) & ch.dst[k].mask)]);
+}
+
+// The first candidate rule of each list those slots point to.
+void classifier::prefetch_candidates(const packet_meta& pkt) const noexcept {
+    const chain_index& ch = chains_[hook_chain_];
+    if (!v4_ || pkt.l3 != l3_kind::ipv4) return;
+    const uint32_t s4 = load32(pkt.src.b + 12), d4 = load32(pkt.dst.b + 12);
+    for (uint32_t k = 0; k < uint32_t(ch.n_src + ch.n_dst); ++k) {
+        const bool src = k < ch.n_src;
+        const uint32_t* l = addr_lookup4(slots4_.data(), src ? ch.src[k] : ch.dst[k - ch.n_src],
+                                         lists_.data(), src ? s4 : d4);
+        if (l && *l != list_end) __builtin_prefetch(&rules_[ch.first + *l]);
+    }
+}
+
 void classifier::classify_burst(std::span<const packet_meta> pkts,
                                 std::span<const classify_input> in, classify_worker& w,
                                 std::span<classify_result> out) const noexcept {
     size_t n = std::min({pkts.size(), in.size(), out.size()});
+    for (size_t i = 0; i < n; ++i) prefetch_index(pkts[i]);
+    for (size_t i = 0; i < n; ++i) prefetch_candidates(pkts[i]);
     for (size_t i = 0; i < n; ++i) classify(pkts[i], in[i], w, out[i]);
 }
 

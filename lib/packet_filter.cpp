@@ -92,6 +92,21 @@ uint32_t packet_filter::pass(const policy_snapshot& policy, const packet_meta* p
     }
     ct_.classify({pkts, n}, any_quoted ? quoted_ptr_.data() : nullptr, {ct_res_.data(), n}, now_s);
 
+    // Prefetch what the classifier will look at, for the packets it will run on.
+    uint32_t n_cls = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        const packet_meta& m = pkts[i];
+        if (ct_res_[i].fate != ct_fate::tracked || (m.l3 != l3_kind::ipv4 && m.l3 != l3_kind::ipv6)) continue;
+        const classifier& cls = policy.forward(m.l3 == l3_kind::ipv6);
+        if (ct_res_[i].state == ct_state::established && cls.established_bypass_safe()) continue;
+        cls.prefetch_index(m);
+        cls_idx_[n_cls++] = i;
+    }
+    for (uint32_t k = 0; k < n_cls; ++k) {
+        const packet_meta& m = pkts[cls_idx_[k]];
+        policy.forward(m.l3 == l3_kind::ipv6).prefetch_candidates(m);
+    }
+
     uint32_t n_deferred = 0;
     for (uint32_t i = 0; i < n; ++i) {
         const packet_meta& m = pkts[i];

@@ -137,7 +137,7 @@ private:
     std::array<packet_meta, max_burst> round_pkts_;
     std::array<filter_input, max_burst> round_in_;
     std::array<filter_decision, max_burst> round_out_;
-    std::array<uint32_t, max_burst> round_map_, deferred_, plain_map_;
+    std::array<uint32_t, max_burst> round_map_, deferred_, plain_map_, cls_idx_;
     // Datagrams completed in this burst, and their first fragments' parses.
     std::array<uint32_t, max_burst> completed_;
     uint32_t n_completed_ = 0;
