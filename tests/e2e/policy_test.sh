@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: a stateful policy enforced on real TCP through sluice-fastpath (namespaces,
-# af_packet ports). Host A (west) may open HTTP to host B on 8080; 8081 is REJECTed with a
+# af_packet ports). Host A (west) may open HTTP to host B on 8080 and run iperf3 to it on
+# 5201 (both through the appliance); 8081 is REJECTed with a
 # TCP reset (curl sees "connection refused" at once); 8082 is DROPped (curl times out);
 # B may not open anything towards A. Then, while a slow download on 8080 is in flight, the
 # policy is replaced (SIGHUP) by one that no longer allows new 8080 connections: the open
@@ -29,7 +30,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- fastpath log"; cat "$run/log" || true; exit 1; }
 
 policy() { # $1: "open" (8080 allowed) or "closed"
-    local allow="-A FORWARD -i west -p tcp -m tcp --dport 8080 -m conntrack --ctstate NEW -j ACCEPT"
+    local allow="-A FORWARD -i west -p tcp -m multiport --dports 8080,5201 -m conntrack --ctstate NEW -j ACCEPT"
     [ "$1" = closed ] && allow="# 8080 closed to new connections"
     cat <<RULES
 *filter
@@ -91,6 +92,18 @@ rc=0; ip netns exec $P-a curl -s -o /dev/null --max-time 2 http://192.0.2.2:8082
 rc=0; ip netns exec $P-b curl -s -o /dev/null --max-time 2 http://192.0.2.1:8080/ || rc=$?
 [ $rc = 28 ] || fail "B -> A should be dropped (curl exit 28), got $rc"
 echo "ok: 8080 allowed, 8081 reset, 8082 dropped, B->A dropped"
+
+# iperf3 (control and data connections on 5201) for 2 s through the appliance.
+ip netns exec $P-b iperf3 -s -1 -B 192.0.2.2 > /dev/null 2>&1 &
+srvs+=($!)
+for _ in $(seq 50); do ip netns exec $P-b ss -ltn | grep -q ':5201' && break; sleep 0.1; done
+ip netns exec $P-a iperf3 -c 192.0.2.2 -t 2 -J > "$run/iperf.json" || fail "iperf3 through the appliance failed"
+/usr/bin/python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))['end']['sum_received']
+assert r['bytes'] > 1000000, r
+print('ok: iperf3 through the appliance: %.2f Gbit/s received over %.1f s' % (r['bits_per_second'] / 1e9, r['seconds']))
+" "$run/iperf.json" || fail "iperf3 result"
 
 # A download throttled to ~2 MiB/s (8 s for 16 MiB, more than socket buffers hold) is in
 # flight while the policy changes.
