@@ -9,6 +9,13 @@
 # Offloads are turned off on every veth: af_packet would otherwise see GSO super-frames and
 # partial checksums, which a real wire never carries.
 
+# For tests: exit 77 (skip) unless namespaces can be made here (root, netns support).
+lab_skip_unless_possible() {
+    [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for network namespaces"; exit 77; }
+    ip netns add "sl-probe-$$" 2>/dev/null || { echo "SKIP: cannot create network namespaces"; exit 77; }
+    ip netns del "sl-probe-$$"
+}
+
 lab_up() {
     local P=$1
     lab_down "$P"

@@ -13,9 +13,7 @@ bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../../tools/netns-lab.sh
 source "$here/../../tools/netns-lab.sh"
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root for network namespaces"; exit 77; }
-ip netns add sl-probe-$$ 2>/dev/null || { echo "SKIP: cannot create network namespaces"; exit 77; }
-ip netns del sl-probe-$$
+lab_skip_unless_possible
 
 P=sl-p$$
 run=$(mktemp -d /tmp/sluice-policy.XXXXXX)

@@ -20,20 +20,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(__file__))
+from pcap_file import read_pcap  # noqa: E402
 from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest, IPv6, Raw  # noqa: E402
 
 IMIX = [64, 594, 64, 64, 594, 64, 1518, 64, 594, 64, 64, 594]
-
-
-def read_pcap(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    frames, off = [], 24
-    while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack_from("<IIII", data, off)
-        frames.append(data[off + 16:off + 16 + incl])
-        off += 16 + incl
-    return frames
 
 
 def run_gen(binary, workdir, args):

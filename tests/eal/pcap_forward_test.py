@@ -10,11 +10,11 @@ without a crash. Then the daemon must stop cleanly on SIGTERM.
 
 usage: pcap_forward_test.py SLUICE_FASTPATH_BINARY"""
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fastpath_harness import Fastpath  # noqa: E402
+from pcap_file import read_pcap, write_pcap  # noqa: E402
 
 from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1AD, Dot1Q, Ether, ICMPv6EchoRequest,  # noqa: E402
                        IPOption_NOP, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
@@ -23,26 +23,6 @@ from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1AD, Dot1Q, Ether, ICMPv6Echo
 A_MAC, B_MAC = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 A4, B4 = "192.0.2.1", "198.51.100.2"
 A6, B6 = "2001:db8::1", "2001:db8::2"
-
-
-def write_pcap(path, frames):
-    """Classic pcap, Ethernet link type; frames are written byte for byte."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i, fr in enumerate(frames):
-            f.write(struct.pack("<IIII", 1700000000, i, len(fr), len(fr)))
-            f.write(fr)
-
-
-def read_pcap(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    frames, off = [], 24
-    while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack_from("<IIII", data, off)
-        frames.append(data[off + 16:off + 16 + incl])
-        off += 16 + incl
-    return frames
 
 
 def good_west():
