@@ -11,6 +11,7 @@
 // file with an error is rejected whole (file:line:column: reason) and the running policy
 // stays.
 #include "config.hpp"
+#include "eal_start.hpp"
 #include "policy_slot.hpp"
 #include "port.hpp"
 #include "stats.hpp"
@@ -101,17 +102,7 @@ int main(int argc, char** argv) {
     spdlog::info("policy {}", describe(*first.snapshot));
 
     std::vector<unsigned> lcores;
-    auto eal = eal_arguments(cfg, argv[0], lcores);
-    std::string joined;
-    for (auto& s : eal) joined += " " + s;
-    spdlog::info("EAL arguments:{}", joined);
-    std::vector<char*> eal_argv;
-    for (auto& s : eal) eal_argv.push_back(s.data());
-    eal_argv.push_back(nullptr);
-    if (rte_eal_init(int(eal.size()), eal_argv.data()) < 0) {
-        spdlog::error("EAL initialisation failed (see the EAL messages above): {}", rte_strerror(rte_errno));
-        return 1;
-    }
+    if (!start_eal(eal_arguments(cfg, argv[0], lcores))) return 1;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_signal);

@@ -12,6 +12,7 @@
 #include "traffic_loop.hpp"
 
 #include "eal_args.hpp"
+#include "eal_start.hpp"
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -55,17 +56,7 @@ int main(int argc, char** argv) {
 
     sluice::eal_plan plan{argv[0], cfg.file_prefix, {cfg.cpu}, cfg.huge, cfg.memory_mb, {}, cfg.eal_args};
     for (const auto& p : cfg.ports) plan.devices.push_back(p.device);
-    auto eal = sluice::eal_arguments(plan);
-    std::string joined;
-    for (auto& s : eal) joined += " " + s;
-    spdlog::info("EAL arguments:{}", joined);
-    std::vector<char*> eal_argv;
-    for (auto& s : eal) eal_argv.push_back(s.data());
-    eal_argv.push_back(nullptr);
-    if (rte_eal_init(int(eal.size()), eal_argv.data()) < 0) {
-        spdlog::error("EAL initialisation failed (see the EAL messages above): {}", rte_strerror(rte_errno));
-        return 1;
-    }
+    if (!sluice::start_eal(sluice::eal_arguments(plan))) return 1;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 
