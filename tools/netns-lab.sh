@@ -16,6 +16,21 @@ lab_skip_unless_possible() {
     ip netns del "sl-probe-$$"
 }
 
+# For tests: start sluice-fastpath BINARY in the lab's appliance namespace with RUNDIR/conf,
+# logging to RUNDIR/log and writing RUNDIR/stats.json; sets fp_pid and returns once it
+# forwards. Calls the test's `fail` if it exits or does not start within 10 s.
+lab_start_fastpath() { # PREFIX BINARY RUNDIR
+    ip netns exec "$1-fw" "$2" --config "$3/conf" --stats-file "$3/stats.json" > "$3/log" 2>&1 &
+    fp_pid=$!
+    local _
+    for _ in $(seq 200); do
+        grep -q "forwarding with" "$3/log" && return 0
+        kill -0 "$fp_pid" 2>/dev/null || fail "sluice-fastpath exited at start"
+        sleep 0.05
+    done
+    fail "sluice-fastpath did not start"
+}
+
 lab_up() {
     local P=$1
     lab_down "$P"

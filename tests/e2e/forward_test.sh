@@ -35,14 +35,7 @@ hugepages = no
 memory-mb = 384
 file-prefix = $P
 CONF
-ip netns exec $P-fw "$bin" --config "$run/conf" --stats-file "$run/stats.json" > "$run/log" 2>&1 &
-fp_pid=$!
-for _ in $(seq 200); do
-    grep -q "forwarding with" "$run/log" && break
-    kill -0 $fp_pid 2>/dev/null || fail "sluice-fastpath exited at start"
-    sleep 0.05
-done
-grep -q "forwarding with" "$run/log" || fail "sluice-fastpath did not start"
+lab_start_fastpath "$P" "$bin" "$run"
 
 ip netns exec $P-a ping -c 3 -i 0.2 -W 2 192.0.2.2 > "$run/ping4" || fail "IPv4 ping did not cross: $(cat "$run/ping4")"
 ip netns exec $P-a ping -6 -c 3 -i 0.2 -W 2 2001:db8::2 > "$run/ping6" || fail "IPv6 ping did not cross: $(cat "$run/ping6")"

@@ -58,14 +58,7 @@ file-prefix = $P
 rules = $run/rules
 conntrack-max = 65536
 CONF
-ip netns exec $P-fw "$bin" --config "$run/conf" --stats-file "$run/stats.json" > "$run/log" 2>&1 &
-fp_pid=$!
-for _ in $(seq 200); do
-    grep -q "forwarding with" "$run/log" && break
-    kill -0 $fp_pid 2>/dev/null || fail "sluice-fastpath exited at start"
-    sleep 0.05
-done
-grep -q "forwarding with" "$run/log" || fail "sluice-fastpath did not start"
+lab_start_fastpath "$P" "$bin" "$run"
 
 head -c 16777216 /dev/urandom > "$run/blob"
 for port in 8080 8081 8082; do
