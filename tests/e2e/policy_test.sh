@@ -61,8 +61,29 @@ CONF
 lab_start_fastpath "$P" "$bin" "$run"
 
 head -c 16777216 /dev/urandom > "$run/blob"
+# B's HTTP servers. 8080 paces /blob at 2 MiB/s on the server side (curl's --limit-rate lets
+# the first megabytes through at full speed), so the download below is certainly in flight
+# across the reload.
+cat > "$run/paced_http.py" <<'PY'
+import http.server, os, sys, time
+root, port = sys.argv[1], int(sys.argv[2])
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k): super().__init__(*a, directory=root, **k)
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path != "/blob": return super().do_GET()
+        data = open(os.path.join(root, "blob"), "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        chunk = 64 * 1024
+        for off in range(0, len(data), chunk):
+            self.wfile.write(data[off:off + chunk])
+            time.sleep(chunk / (2 * 1024 * 1024))
+http.server.ThreadingHTTPServer(("192.0.2.2", port), H).serve_forever()
+PY
 for port in 8080 8081 8082; do
-    ip netns exec $P-b python3 -m http.server $port --bind 192.0.2.2 --directory "$run" > /dev/null 2>&1 &
+    ip netns exec $P-b python3 "$run/paced_http.py" "$run" $port > /dev/null 2>&1 &
     srvs+=($!)
 done
 # A server on A, to show B cannot open connections towards A.
@@ -96,15 +117,16 @@ assert r['bytes'] > 1000000, r
 print('ok: iperf3 through the appliance: %.2f Gbit/s received over %.1f s' % (r['bits_per_second'] / 1e9, r['seconds']))
 " "$run/iperf.json" || fail "iperf3 result"
 
-# A download throttled to ~2 MiB/s (8 s for 16 MiB, more than socket buffers hold) is in
-# flight while the policy changes.
-ip netns exec $P-a curl -s --limit-rate 2M --max-time 60 -o "$run/got" http://192.0.2.2:8080/blob &
+# A download paced to 2 MiB/s by the server (8 s for 16 MiB, more than socket buffers hold)
+# is in flight while the policy changes.
+ip netns exec $P-a curl -s --max-time 60 -o "$run/got" http://192.0.2.2:8080/blob &
 dl=$!
 sleep 1
 policy closed > "$run/rules"
 kill -HUP $fp_pid
 for _ in $(seq 100); do grep -q "policy reloaded" "$run/log" && break; sleep 0.05; done
 grep -q "policy reloaded: generation 2" "$run/log" || fail "reload not reported"
+kill -0 $dl 2>/dev/null || fail "the download ended before the reload: nothing was tested"
 rc=0; ip netns exec $P-a curl -s -o /dev/null --max-time 2 http://192.0.2.2:8080/ || rc=$?
 [ $rc = 28 ] || fail "a new 8080 connection after the reload should be dropped, got curl exit $rc"
 wait $dl || fail "the download in flight across the reload failed"
