@@ -41,10 +41,9 @@ control_config_result load_control_config(int argc, const char* const* argv) {
         ("fastpath-socket", po::value(&c.fastpath_socket)->default_value(c.fastpath_socket), "sluice-fastpath's agent socket")
         ("state-dir", po::value(&c.state_dir)->default_value(c.state_dir), "where the running policy is persisted (rules.v4, rules.v6, sets, mode, generation); give sluice-fastpath the same state-dir")
         ("log-level", po::value(&c.log_level)->default_value(c.log_level), "trace, debug, info, warn, error")
-        ("exceptions", po::value(&exceptions)->default_value(exceptions), "exception path (attach to sluice-fastpath as a DPDK secondary process; needs hugepages): auto (try, go on without), yes (required), no")
+        ("exceptions", po::value(&exceptions)->default_value(exceptions), "exception path (attach to sluice-fastpath as a DPDK secondary process; needs hugepages): a kernel TAP per port that has an `address` in sluice-fastpath's configuration; auto (try, go on without), yes (required), no")
         ("file-prefix", po::value(&c.file_prefix)->default_value(c.file_prefix), "sluice-fastpath's DPDK file prefix (to attach to it)")
         ("cpu", po::value(&c.cpu)->default_value(c.cpu), "CPU of the exception path's lcore (not a worker's)")
-        ("address", po::value(&c.addresses)->composing(), "PORT=ADDR/PREFIX, repeatable: the appliance's own addresses, as given to sluice-fastpath; a TAP interface per port carries them into the kernel")
         ("log-pcap", po::value(&c.log_pcap), "append packets that hit LOG/NFLOG rules to this pcap file");
     // clang-format on
     auto cl = parse_command_line(argc, argv, d,

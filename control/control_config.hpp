@@ -30,7 +30,6 @@ struct control_config {
     exceptions_mode exceptions = exceptions_mode::auto_;
     std::string file_prefix = "sluice";
     unsigned cpu = 0;
-    std::vector<std::string> addresses; // PORT=ADDR/PREFIX, as sluice-fastpath's `address`
     std::string log_pcap;               // LOG/NFLOG hits appended here (pcap)
     std::vector<std::string> eal_args;
 };

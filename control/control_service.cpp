@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <poll.h>
 #include <sys/stat.h>
 
 namespace sluice {
@@ -90,7 +91,23 @@ void control_service::poll(int timeout_ms) {
 
 // ---- the fast path link --------------------------------------------------------------------
 
+namespace {
+// Whether the peer of a connected client socket has gone (the fast path exited).
+bool peer_gone(const api_client& c) {
+    pollfd p{c.fd(), POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLRDHUP));
+}
+} // namespace
+
 void control_service::tend_fastpath() {
+    if (fp_.connected() && peer_gone(fp_)) {
+        spdlog::warn("sluice-fastpath closed its agent socket (stopped or restarting)");
+        lost_ = true;
+        fp_.close();
+        fp_ev_.close();
+        last_try_ = {};
+    }
+    if (fp_ev_.connected() && peer_gone(fp_ev_)) fp_ev_.close();
     if (fp_.connected()) return;
     auto now = std::chrono::steady_clock::now();
     if (now - last_try_ < std::chrono::seconds(1)) return;
@@ -496,8 +513,10 @@ void control_service::reply_rules(const api_peer& peer, const nl::message& m, co
         q.end();
         auto g = fp_.request(q);
         uint32_t fp_gen = 0;
-        if (!g.err && !g.messages.empty())
-            if (auto* x = g.at(0).attrs().find(a_generation)) fp_gen = x->u32().value_or(0);
+        if (!g.err && !g.messages.empty()) {
+            auto ga = g.at(0).attrs();
+            if (auto* x = ga.find(a_generation)) fp_gen = x->u32().value_or(0);
+        }
         if (fp_gen == store_.generation() && store_.generation()) {
             relay(peer, m, reply, [&](const nl::message& part) {
                 auto pa = part.attrs();

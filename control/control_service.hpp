@@ -38,6 +38,7 @@ public:
     // Set when the fast path went away after having been reached (it restarted: a DPDK
     // secondary must attach again).
     bool fastpath_lost() const noexcept { return lost_; }
+    void clear_lost() noexcept { lost_ = false; }
     const policy_store& store() const noexcept { return store_; }
 
 private:

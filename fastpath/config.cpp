@@ -6,7 +6,10 @@
 
 #include <boost/program_options.hpp>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -22,8 +25,8 @@ std::string port_config::dpdk_name() const { return dpdk_device_name(device); }
 namespace {
 
 struct raw_options {
-    std::vector<std::string> ports, pairs;
-    std::string cpus, idle, huge, mode, zone;
+    std::vector<std::string> ports, pairs, addresses;
+    std::string cpus, idle, huge, mode, zone, agent_socket;
     std::vector<std::string> timeouts;
     bool tcp_loose = true, tcp_be_liberal = false;
 };
@@ -80,6 +83,12 @@ po::options_description options(fastpath_config& c, raw_options& r) {
         ("mtu", po::value(&c.mtu)->default_value(c.mtu), "MTU set on every port (68..9000)")
         ("redirect-ring-size", po::value(&c.redirect_ring_size)->default_value(c.redirect_ring_size),
          "entries of each worker-to-worker ring (software RSS fallback; power of two)")
+        ("address", po::value(&r.addresses)->composing(),
+         "PORT=ADDR/PREFIX, repeatable (IPv4 or IPv6): an address of the appliance itself on "
+         "that port. Frames for it (and ARP/ND for it) go to sluice-control, which hands them "
+         "to the kernel through a TAP named sl-PORT carrying the address")
+        ("exception-ring-size", po::value(&c.exception_ring_size)->default_value(c.exception_ring_size),
+         "entries of each worker's rings to and from sluice-control (power of two, 64..65536)")
         ("idle", po::value(&r.idle)->default_value("sleep"),
          "poll: busy-poll always (benchmarks) | sleep: back off with short sleeps when idle")
         ("idle-sleep-max-us", po::value(&c.idle_sleep_max_us)->default_value(c.idle_sleep_max_us),
@@ -115,6 +124,13 @@ po::options_description options(fastpath_config& c, raw_options& r) {
          "do not mark out-of-window TCP segments INVALID (nf_conntrack_tcp_be_liberal)")
         ("ct-zone", po::value(&r.zone)->default_value("none"),
          "conntrack zone from the VLAN: none | outer-vlan | inner-vlan")
+        ("agent-socket", po::value(&r.agent_socket)->default_value(c.agent_socket),
+         "AF_UNIX socket where sluice-control pushes policy and reads counters and conntrack "
+         "(mode 0600; its directory is created if missing); `none` disables it")
+        ("state-dir", po::value(&c.state_dir),
+         "directory sluice-control persists the policy in (rules.v4, rules.v6, sets, mode, "
+         "generation): when it holds a `generation` file, that policy is loaded at start and "
+         "on SIGHUP instead of rules/rules6/sets/mode. Default: off")
         ("ct-timeout", po::value(&r.timeouts)->composing(),
          "NAME=SECONDS, repeatable; NAME: tcp-syn-sent tcp-syn-recv tcp-established "
          "tcp-fin-wait tcp-close-wait tcp-last-ack tcp-time-wait tcp-close tcp-max-retrans "
@@ -132,6 +148,55 @@ template <typename... Args> std::string bad(const std::string& opt, const std::s
 }
 
 bool pow2(unsigned v) { return v && !(v & (v - 1)); }
+
+// `address = PORT=ADDR/PREFIX` lines: the port must exist, the address be unicast, each
+// address used once, at most max_addresses_per_port per port.
+std::string parse_addresses(fastpath_config& c, const std::vector<std::string>& lines) {
+    for (const auto& line : lines) {
+        auto eq = line.find('='), slash = line.rfind('/');
+        if (eq == std::string::npos || slash == std::string::npos || slash < eq)
+            return bad("address", line, "expected PORT=ADDR/PREFIX");
+        std::string name = line.substr(0, eq), a = line.substr(eq + 1, slash - eq - 1),
+                    pfx = line.substr(slash + 1);
+        port_address pa;
+        auto it = std::find_if(c.ports.begin(), c.ports.end(), [&](const port_config& p) { return p.name == name; });
+        if (it == c.ports.end()) return bad("address", line, "no port named '", name, "'");
+        pa.port = std::size_t(it - c.ports.begin());
+        unsigned char buf[16];
+        if (inet_pton(AF_INET, a.c_str(), buf) == 1) {
+            std::memset(pa.addr.b, 0, 10);
+            pa.addr.b[10] = pa.addr.b[11] = 0xff;
+            std::memcpy(pa.addr.b + 12, buf, 4);
+            if (buf[0] == 0 || buf[0] == 127 || buf[0] >= 224)
+                return bad("address", line, "'", a, "' is not a unicast host address");
+        } else if (inet_pton(AF_INET6, a.c_str(), buf) == 1) {
+            pa.v6 = true;
+            std::memcpy(pa.addr.b, buf, 16);
+            static const uint8_t zero[16] = {}, loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+            bool v4mapped = std::memcmp(buf, zero, 10) == 0 && buf[10] == 0xff && buf[11] == 0xff;
+            if (buf[0] == 0xff || !std::memcmp(buf, zero, 16) || !std::memcmp(buf, loop, 16) || v4mapped)
+                return bad("address", line, "'", a, "' is not a unicast host address");
+        } else {
+            return bad("address", line, "'", a, "' is not an IPv4 or IPv6 address");
+        }
+        char* end = nullptr;
+        unsigned long len = std::strtoul(pfx.c_str(), &end, 10);
+        unsigned max = pa.v6 ? 128 : 32;
+        if (pfx.empty() || *end || len < 1 || len > max)
+            return bad("address", line, "prefix length must be between 1 and ", max);
+        pa.prefix = uint8_t(len);
+        unsigned on_port = 0;
+        for (const auto& o : c.addresses) {
+            if (!std::memcmp(o.addr.b, pa.addr.b, 16))
+                return bad("address", line, "address already given to port '", c.ports[o.port].name, "'");
+            on_port += o.port == pa.port;
+        }
+        if (on_port >= max_addresses_per_port)
+            return bad("address", line, "at most ", max_addresses_per_port, " addresses per port");
+        c.addresses.push_back(pa);
+    }
+    return {};
+}
 
 std::string validate(fastpath_config& c, const raw_options& r) {
     std::set<std::string> names, devices;
@@ -183,6 +248,10 @@ std::string validate(fastpath_config& c, const raw_options& r) {
     if (!pow2(c.redirect_ring_size) || c.redirect_ring_size < 64)
         return bad("redirect-ring-size", std::to_string(c.redirect_ring_size),
                    "must be a power of two >= 64");
+    if (!pow2(c.exception_ring_size) || c.exception_ring_size < 64 || c.exception_ring_size > 65536)
+        return bad("exception-ring-size", std::to_string(c.exception_ring_size),
+                   "must be a power of two between 64 and 65536");
+    if (auto e = parse_addresses(c, r.addresses); !e.empty()) return e;
     if (c.mtu < 68 || c.mtu > 9000) return bad("mtu", std::to_string(c.mtu), "must be between 68 and 9000");
     if (c.mbuf_size < 1024 || c.mbuf_size > 65535)
         return bad("mbuf-size", std::to_string(c.mbuf_size), "must be between 1024 and 65535");
@@ -208,6 +277,10 @@ std::string validate(fastpath_config& c, const raw_options& r) {
                    "must be between 1024 per worker and 2^30");
     if (c.frag_cache_size < 4 || c.frag_cache_size > (1u << 24))
         return bad("frag-cache-size", std::to_string(c.frag_cache_size), "must be between 4 and 2^24");
+    if (r.agent_socket == "none") c.agent_socket.clear();
+    else if (r.agent_socket.empty() || r.agent_socket.size() > 107 || r.agent_socket.back() == '/')
+        return bad("agent-socket", r.agent_socket, "must be a socket path of 1 to 107 bytes or 'none'");
+    else c.agent_socket = r.agent_socket;
     c.conntrack.tcp_loose = r.tcp_loose;
     c.conntrack.tcp_be_liberal = r.tcp_be_liberal;
     if (r.zone == "none") c.conntrack.zone = ct_zone_mode::none;
@@ -232,7 +305,8 @@ std::string validate(fastpath_config& c, const raw_options& r) {
     // Required mbufs: every RX ring full plus every TX ring plus per-worker bursts in flight.
     unsigned long need = (unsigned long)c.ports.size() * c.workers * (c.rx_desc + c.tx_desc) +
                          (unsigned long)c.workers * c.burst * 4 +
-                         (unsigned long)c.workers * (c.workers - 1) * c.redirect_ring_size * 2;
+                         (unsigned long)c.workers * (c.workers - 1) * c.redirect_ring_size * 2 +
+                         (unsigned long)c.workers * c.exception_ring_size; // held while control is away
     if (c.mbufs < need)
         return bad("mbufs", std::to_string(c.mbufs), "too few for ", c.ports.size(), " ports x ",
                    c.workers, " workers x (rx-desc + tx-desc) and rings: need at least ", need);

@@ -10,6 +10,7 @@
 #include "conntrack.hpp"
 #include "policy.hpp"
 #include "eal_args.hpp"
+#include "packet.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -27,6 +28,16 @@ struct port_config {
 
 enum class idle_mode : uint8_t { poll, sleep };
 
+// An address of the appliance itself on one data port (`address = PORT=ADDR/PREFIX`):
+// frames for it are handed to sluice-control's kernel TAP for that port (exception.hpp).
+struct port_address {
+    std::size_t port = 0; // index into fastpath_config::ports
+    bool v6 = false;
+    uint8_t prefix = 0;
+    ip_addr addr{};       // IPv4-mapped for IPv4 (packet.hpp)
+};
+inline constexpr unsigned max_addresses_per_port = 8;
+
 struct fastpath_config {
     std::vector<port_config> ports;
     std::vector<std::pair<std::size_t, std::size_t>> pairs; // indices into ports
@@ -39,6 +50,8 @@ struct fastpath_config {
     unsigned mbuf_size = 2176;       // data room incl. headroom (RTE_MBUF_DEFAULT_BUF_SIZE)
     unsigned mtu = 1500;
     unsigned redirect_ring_size = 1024;
+    unsigned exception_ring_size = 1024; // each worker's rings to and from sluice-control
+    std::vector<port_address> addresses;  // the appliance's own addresses, per port
     idle_mode idle = idle_mode::sleep;
     unsigned idle_sleep_max_us = 200;
     huge_mode huge = huge_mode::auto_;
@@ -56,6 +69,11 @@ struct fastpath_config {
     unsigned conntrack_max = 1u << 20; // tracked flows, all workers together
     unsigned frag_cache_size = 4096;   // fragment records per worker
     conntrack_config conntrack;
+    // The agent socket sluice-control talks to ("" when disabled: `agent-socket = none`),
+    // and the state directory whose persisted policy replaces rules/rules6/sets/mode at
+    // start and on SIGHUP when it holds one ("": off). See agent.hpp.
+    std::string agent_socket = "/run/sluice/fastpath.sock";
+    std::string state_dir;
 };
 
 struct config_result {

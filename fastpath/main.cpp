@@ -9,8 +9,12 @@
 // SIGUSR1 prints the counters (and writes --stats-file) without stopping. SIGHUP reloads the
 // policy files: the new policy is compiled off the workers and published atomically; a
 // file with an error is rejected whole (file:line:column: reason) and the running policy
-// stays.
+// stays. With `state-dir` holding a persisted policy, that policy is used at start and on
+// SIGHUP instead of the configuration's files. Between those duties the main thread serves
+// the agent socket (agent.hpp) that sluice-control talks to.
+#include "agent.hpp"
 #include "config.hpp"
+#include "exception.hpp"
 #include "eal_start.hpp"
 #include "policy_slot.hpp"
 #include "port.hpp"
@@ -94,14 +98,22 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     uint32_t generation = 1;
-    auto first = load_policy(cfg, generation);
+    std::string policy_from;
+    auto first = load_startup_policy(cfg, generation, policy_from);
     if (!first.snapshot) {
         std::fprintf(stderr, "sluice-fastpath: policy error: %s\n", first.error.c_str());
         return 2;
     }
-    spdlog::info("policy {}", describe(*first.snapshot));
+    spdlog::info("policy from {}: {}", policy_from, describe(*first.snapshot));
+    agent fp_agent(cfg);
+    if (auto e = fp_agent.listen(); !e.empty())
+        spdlog::error("agent socket unavailable, running without it: {}", e);
+    else if (fp_agent.listening())
+        spdlog::info("agent socket {}", cfg.agent_socket);
 
     std::vector<unsigned> lcores;
+    if (!wait_for_detached_secondary(cfg.file_prefix, 10))
+        spdlog::warn("sluice-control still holds the previous fast path's memory; starting anyway");
     if (!start_eal(eal_arguments(cfg, argv[0], lcores))) return 1;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
@@ -124,13 +136,14 @@ int main(int argc, char** argv) {
             spdlog::error("{}", err);
             rc = 1;
         } else {
+            fp_agent.attach(policy, ports, workers, generation);
             for (auto& w : workers.workers) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
             spdlog::info("forwarding with {} worker(s); SIGUSR1 prints counters, SIGINT/SIGTERM stops",
                          cfg.workers);
             auto last_stats = std::chrono::steady_clock::now();
             auto last_link = last_stats;
             while (!g_quit.load()) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                fp_agent.poll(25); // serves sluice-control; waits up to 25 ms
                 auto now = std::chrono::steady_clock::now();
                 if (now - last_link >= std::chrono::seconds(1)) {
                     poll_links(ports);
@@ -141,34 +154,35 @@ int main(int argc, char** argv) {
                 if (g_reload) {
                     g_reload = 0;
                     auto t_load = std::chrono::steady_clock::now();
-                    auto next = load_policy(cfg, generation + 1);
+                    uint32_t next_generation = generation + 1;
+                    auto next = load_startup_policy(cfg, next_generation, policy_from);
                     if (!next.snapshot) {
                         spdlog::error("policy reload rejected, generation {} stays: {}", generation,
                                       next.error);
                     } else {
-                        ++generation;
+                        generation = next_generation;
                         std::string what = describe(*next.snapshot);
                         auto t0 = std::chrono::steady_clock::now();
                         policy.replace(std::move(next.snapshot));
                         auto us = [](auto a, auto b) {
                             return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
                         };
-                        spdlog::info("policy reloaded: {} (read and compiled in {} us; published, old "
-                                     "one freed after {} us)",
-                                     what, us(t_load, t0), us(t0, std::chrono::steady_clock::now()));
+                        spdlog::info("policy reloaded: {} (from {}; read and compiled in {} us; "
+                                     "published, old one freed after {} us)",
+                                     what, policy_from, us(t_load, t0), us(t0, std::chrono::steady_clock::now()));
                     }
                 }
                 if (g_dump || periodic) {
                     g_dump = 0;
                     last_stats = now;
-                    spdlog::info("counters\n{}", stats_table(ports, workers, *policy.current()));
-                    write_stats_file(cfg.stats_file, stats_json(ports, workers, *policy.current()));
+                    spdlog::info("counters\n{}", stats_table(ports, workers, *policy.current(), generation));
+                    write_stats_file(cfg.stats_file, stats_json(ports, workers, *policy.current(), generation));
                 }
             }
             spdlog::info("stopping");
             rte_eal_mp_wait_lcore();
-            spdlog::info("final counters\n{}", stats_table(ports, workers, *policy.current()));
-            write_stats_file(cfg.stats_file, stats_json(ports, workers, *policy.current()));
+            spdlog::info("final counters\n{}", stats_table(ports, workers, *policy.current(), generation));
+            write_stats_file(cfg.stats_file, stats_json(ports, workers, *policy.current(), generation));
         }
         close_ports(ports);
         // workers (and their rings) are destroyed here, then the pool.

@@ -46,9 +46,14 @@ policy_build_result load_policy(const fastpath_config& cfg, uint32_t generation)
                               std::pair{&cfg.sets_file, &src.sets}})
         if (!path->empty())
             if (auto e = read_policy_file(*path, *text); !e.empty()) return {nullptr, e};
+    return compile_policy(cfg, src, cfg.mode, generation);
+}
+
+policy_build_result compile_policy(const fastpath_config& cfg, const policy_sources& src,
+                                   filter_mode mode, uint32_t generation) {
     std::vector<port_binding> ports;
     for (size_t i = 0; i < cfg.ports.size(); ++i) ports.push_back({cfg.ports[i].name, uint8_t(i)});
-    return build_policy(src, cfg.mode, generation, ports, cfg.workers, steady_ns());
+    return build_policy(src, mode, generation, ports, cfg.workers, steady_ns());
 }
 
 } // namespace sluice

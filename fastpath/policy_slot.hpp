@@ -36,6 +36,11 @@ public:
     // Publish `next`, wait for a grace period, free the previous snapshot. Main thread.
     void replace(std::unique_ptr<policy_snapshot> next);
 
+    // Wait until every worker has passed a quiescent point: memory the workers could see
+    // before the call (e.g. set bodies a live set change retired) may be freed after it.
+    // Main thread.
+    void synchronize() noexcept { rte_rcu_qsbr_synchronize(qs_, RTE_QSBR_THRID_INVALID); }
+
     // Worker side.
     void register_worker(unsigned index) noexcept;
     void unregister_worker(unsigned index) noexcept;
@@ -50,5 +55,10 @@ private:
 // Read and compile the policy the configuration names (rules, rules6, sets, mode), as
 // generation `generation`. Control thread; allocates; never touches a device.
 policy_build_result load_policy(const fastpath_config& cfg, uint32_t generation);
+
+// Compile policy texts for this configuration's ports and workers (what load_policy does
+// after reading the files; the agent's FP_POLICY and the state dir use it too).
+policy_build_result compile_policy(const fastpath_config& cfg, const policy_sources& src,
+                                   filter_mode mode, uint32_t generation);
 
 } // namespace sluice

@@ -11,32 +11,9 @@ namespace sluice {
 
 namespace {
 
-struct port_totals {
-    uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
-    rte_eth_stats hw{};
-};
-
-std::vector<port_totals> gather(const port_set& ports, const worker_set& workers) {
-    std::vector<port_totals> t(ports.ports.size());
-    for (std::size_t i = 0; i < ports.ports.size(); ++i) {
-        for (const auto& w : workers.workers) {
-            const auto& c = w->counters.port[i];
-            t[i].rx_packets += c.rx_packets.get();
-            t[i].rx_bytes += c.rx_bytes.get();
-            t[i].tx_packets += c.tx_packets.get();
-            t[i].tx_bytes += c.tx_bytes.get();
-        }
-        rte_eth_stats_get(ports.ports[i].id, &t[i].hw);
-    }
-    return t;
-}
-
-uint64_t drops_of(const worker& w, std::size_t r) { return w.counters.drops[r].get(); }
-uint64_t would_drop_of(const worker& w, std::size_t r) { return w.filter->counters().would_drop[r].get(); }
-
 // Conntrack figures summed over the workers, by name (the same names in table and JSON).
-std::vector<std::pair<const char*, uint64_t>> conntrack_totals(const worker_set& workers) {
-    std::vector<std::pair<const char*, uint64_t>> t = {
+std::vector<stat_value> conntrack_totals(const worker_set& workers) {
+    std::vector<stat_value> t = {
         {"flows", 0}, {"capacity", 0}, {"created", 0}, {"invalid", 0}, {"related", 0},
         {"untracked", 0}, {"table_full", 0}, {"early_drop", 0}, {"expired", 0},
         {"classified", 0}, {"established_bypass", 0}, {"fragments", 0}, {"reject_replies", 0},
@@ -50,23 +27,9 @@ std::vector<std::pair<const char*, uint64_t>> conntrack_totals(const worker_set&
                         f.classified.get(), f.established_bypass.get(), c.fragments,
                         w->counters.reject_replies.get(), w->counters.reject_no_reply.get(),
                         ct.table().memory_bytes()};
-        for (std::size_t i = 0; i < t.size(); ++i) t[i].second += v[i];
+        for (std::size_t i = 0; i < t.size(); ++i) t[i].value += v[i];
     }
     return t;
-}
-
-// Every rule with its chain, position (1-based, as iptables -L --line-numbers) and spec.
-template <class F> void for_each_rule(const policy_snapshot& p, F&& f) {
-    for (bool v6 : {false, true}) {
-        const classifier& cls = p.forward(v6);
-        const ruleset& rs = v6 ? p.rules6 : p.rules4;
-        for (uint32_t g = 0; g < cls.rule_count(); ++g) {
-            rule_ref r = cls.rule_at(g);
-            const chain& ch = rs.chains[r.chain];
-            auto [pk, by] = p.rule_totals(v6, g);
-            f(v6, ch.name, r.rule + 1, to_rule_spec(ch.rules[r.rule]), pk, by);
-        }
-    }
 }
 
 void json_string(std::ostringstream& s, std::string_view v) {
@@ -82,59 +45,129 @@ void json_string(std::ostringstream& s, std::string_view v) {
     s << '"';
 }
 
+// "name":value,... for a list of figures.
+void json_values(std::ostringstream& s, const std::vector<stat_value>& vs, bool leading_comma) {
+    for (const auto& v : vs) {
+        if (leading_comma) s << ',';
+        s << '"' << v.name << "\":" << v.value;
+        leading_comma = true;
+    }
+}
+
+void json_reasons(std::ostringstream& s, const drop_counters& d) {
+    s << '{';
+    for (std::size_t r = 0; r < drop_reason_count; ++r)
+        s << (r ? "," : "") << "\"" << drop_reasons[r].name << "\":" << d[r];
+    s << '}';
+}
+
 } // namespace
 
-std::string stats_table(const port_set& ports, const worker_set& workers, const policy_snapshot& policy) {
-    auto t = gather(ports, workers);
-    std::ostringstream s;
-    s << "ports:\n";
+std::vector<stat_value> port_stats::values() const {
+    return {{"rx_packets", rx_packets}, {"rx_bytes", rx_bytes},     {"tx_packets", tx_packets},
+            {"tx_bytes", tx_bytes},     {"nic_missed", nic_missed}, {"nic_rx_errors", nic_rx_errors},
+            {"nic_tx_errors", nic_tx_errors}, {"rx_nombuf", rx_nombuf}};
+}
+
+std::vector<stat_value> worker_stats::values() const {
+    return {{"rx_packets", rx_packets},         {"busy_cycles", busy_cycles},
+            {"idle_cycles", idle_cycles},       {"sleeps", sleeps},
+            {"redirected_out", redirected_out}, {"redirected_in", redirected_in},
+            {"ct_events_lost", ct_events_lost}, {"to_control", to_control},
+            {"from_control", from_control},     {"exception_copy_failed", exception_copy_failed}};
+}
+
+stats_report collect_stats(const port_set& ports, const worker_set& workers, const policy_snapshot& policy,
+                           uint32_t generation) {
+    stats_report r;
+    r.tsc_hz = rte_get_tsc_hz();
     for (std::size_t i = 0; i < ports.ports.size(); ++i) {
-        const auto& p = ports.ports[i];
-        s << "  " << p.name << (p.link_up ? " up" : " down") << "  rx " << t[i].rx_packets
-          << " pkts " << t[i].rx_bytes << " B  tx " << t[i].tx_packets << " pkts "
-          << t[i].tx_bytes << " B  nic-missed " << t[i].hw.imissed << " nic-rx-errors "
-          << t[i].hw.ierrors << " nic-tx-errors " << t[i].hw.oerrors << " rx-nombuf "
-          << t[i].hw.rx_nombuf << "\n";
+        port_stats p;
+        p.name = ports.ports[i].name;
+        p.link_up = ports.ports[i].link_up.load(std::memory_order_relaxed);
+        for (const auto& w : workers.workers) {
+            const auto& c = w->counters.port[i];
+            p.rx_packets += c.rx_packets.get();
+            p.rx_bytes += c.rx_bytes.get();
+            p.tx_packets += c.tx_packets.get();
+            p.tx_bytes += c.tx_bytes.get();
+        }
+        rte_eth_stats hw{};
+        rte_eth_stats_get(ports.ports[i].id, &hw);
+        p.nic_missed = hw.imissed;
+        p.nic_rx_errors = hw.ierrors;
+        p.nic_tx_errors = hw.oerrors;
+        p.rx_nombuf = hw.rx_nombuf;
+        r.ports.push_back(std::move(p));
     }
-    s << "workers:\n";
     for (const auto& w : workers.workers) {
         const auto& c = w->counters;
-        uint64_t rx = 0;
-        for (std::size_t i = 0; i < ports.ports.size(); ++i) rx += c.port[i].rx_packets.get();
-        uint64_t busy = c.busy_cycles.get(), idle = c.idle_cycles.get();
-        double pct = busy + idle ? 100.0 * double(busy) / double(busy + idle) : 0.0;
-        s << "  worker " << w->index << " (lcore " << w->lcore << ")  rx " << rx
-          << "  redirected out/in " << c.redirected_out.get() << "/" << c.redirected_in.get()
-          << "  busy " << busy << " cyc (" << int(pct) << "%)  idle " << idle
-          << " cyc  sleeps " << c.sleeps.get() << "\n";
-    }
-    s << "drops:";
-    bool any = false;
-    for (std::size_t r = 0; r < drop_reason_count; ++r) {
-        uint64_t sum = 0;
-        for (const auto& w : workers.workers) sum += drops_of(*w, r);
-        if (sum) {
-            s << "\n  " << drop_reasons[r].name << " " << sum;
-            any = true;
+        worker_stats s;
+        s.index = w->index;
+        s.lcore = w->lcore;
+        for (std::size_t i = 0; i < ports.ports.size(); ++i) s.rx_packets += c.port[i].rx_packets.get();
+        s.busy_cycles = c.busy_cycles.get();
+        s.idle_cycles = c.idle_cycles.get();
+        s.sleeps = c.sleeps.get();
+        s.redirected_out = c.redirected_out.get();
+        s.redirected_in = c.redirected_in.get();
+        s.ct_events_lost = c.ct_events_lost.get();
+        s.to_control = c.to_control.get();
+        s.from_control = c.from_control.get();
+        s.exception_copy_failed = c.exception_copy_failed.get();
+        for (std::size_t k = 0; k < drop_reason_count; ++k) {
+            s.drops[k] = c.drops[k].get();
+            r.drops[k] += s.drops[k];
+            r.would_drop[k] += w->filter->counters().would_drop[k].get();
         }
+        r.workers.push_back(s);
     }
-    if (!any) s << " none";
-    if (policy.mode == filter_mode::monitor) {
-        s << "\nmonitor mode, would have dropped:";
-        any = false;
-        for (std::size_t r = 0; r < drop_reason_count; ++r) {
-            uint64_t sum = 0;
-            for (const auto& w : workers.workers) sum += would_drop_of(*w, r);
-            if (sum) {
-                s << "\n  " << drop_reasons[r].name << " " << sum;
+    r.conntrack = conntrack_totals(workers);
+    r.generation = generation;
+    r.mode = policy.mode;
+    return r;
+}
+
+std::string stats_table(const port_set& ports, const worker_set& workers, const policy_snapshot& policy,
+                        uint32_t generation) {
+    const stats_report t = collect_stats(ports, workers, policy, generation);
+    std::ostringstream s;
+    s << "ports:\n";
+    for (const auto& p : t.ports)
+        s << "  " << p.name << (p.link_up ? " up" : " down") << "  rx " << p.rx_packets << " pkts "
+          << p.rx_bytes << " B  tx " << p.tx_packets << " pkts " << p.tx_bytes << " B  nic-missed "
+          << p.nic_missed << " nic-rx-errors " << p.nic_rx_errors << " nic-tx-errors "
+          << p.nic_tx_errors << " rx-nombuf " << p.rx_nombuf << "\n";
+    s << "workers:\n";
+    for (const auto& w : t.workers) {
+        uint64_t busy = w.busy_cycles, idle = w.idle_cycles;
+        double pct = busy + idle ? 100.0 * double(busy) / double(busy + idle) : 0.0;
+        s << "  worker " << w.index << " (lcore " << w.lcore << ")  rx " << w.rx_packets
+          << "  redirected out/in " << w.redirected_out << "/" << w.redirected_in << "  busy "
+          << busy << " cyc (" << int(pct) << "%)  idle " << idle << " cyc  sleeps " << w.sleeps;
+        if (w.ct_events_lost) s << "  ct-events-lost " << w.ct_events_lost;
+        s << "  to/from control " << w.to_control << "/" << w.from_control;
+        if (w.exception_copy_failed) s << "  exception-copy-failed " << w.exception_copy_failed;
+        s << "\n";
+    }
+    auto reasons = [&](const drop_counters& d, const char* none) {
+        bool any = false;
+        for (std::size_t r = 0; r < drop_reason_count; ++r)
+            if (d[r]) {
+                s << "\n  " << drop_reasons[r].name << " " << d[r];
                 any = true;
             }
-        }
-        if (!any) s << " nothing";
+        if (!any) s << none;
+    };
+    s << "drops:";
+    reasons(t.drops, " none");
+    if (t.mode == filter_mode::monitor) {
+        s << "\nmonitor mode, would have dropped:";
+        reasons(t.would_drop, " nothing");
     }
     s << "\nconntrack:";
-    for (auto [name, v] : conntrack_totals(workers)) s << " " << name << " " << v;
-    s << "\npolicy generation " << policy.generation << ", mode " << name_of(policy.mode) << ":";
+    for (const auto& v : t.conntrack) s << " " << v.name << " " << v.value;
+    s << "\npolicy generation " << t.generation << ", mode " << name_of(t.mode) << ":";
     for_each_rule(policy, [&](bool v6, const std::string& chain, uint32_t pos, const std::string& spec,
                               uint64_t pk, uint64_t by) {
         s << "\n  " << (v6 ? "ip6 " : "ip4 ") << chain << " " << pos << "  pkts " << pk << " bytes "
@@ -143,53 +176,37 @@ std::string stats_table(const port_set& ports, const worker_set& workers, const 
     return s.str();
 }
 
-std::string stats_json(const port_set& ports, const worker_set& workers, const policy_snapshot& policy) {
-    auto t = gather(ports, workers);
+std::string stats_json(const port_set& ports, const worker_set& workers, const policy_snapshot& policy,
+                       uint32_t generation) {
+    const stats_report t = collect_stats(ports, workers, policy, generation);
     std::ostringstream s;
-    s << "{\"tsc_hz\":" << rte_get_tsc_hz() << ",\"ports\":[";
-    for (std::size_t i = 0; i < ports.ports.size(); ++i) {
-        const auto& p = ports.ports[i];
-        s << (i ? "," : "") << "{\"name\":\"" << p.name << "\",\"link_up\":"
-          << (p.link_up ? "true" : "false") << ",\"rx_packets\":" << t[i].rx_packets
-          << ",\"rx_bytes\":" << t[i].rx_bytes << ",\"tx_packets\":" << t[i].tx_packets
-          << ",\"tx_bytes\":" << t[i].tx_bytes << ",\"nic_missed\":" << t[i].hw.imissed
-          << ",\"nic_rx_errors\":" << t[i].hw.ierrors << ",\"nic_tx_errors\":"
-          << t[i].hw.oerrors << ",\"rx_nombuf\":" << t[i].hw.rx_nombuf << "}";
+    s << "{\"tsc_hz\":" << t.tsc_hz << ",\"ports\":[";
+    for (std::size_t i = 0; i < t.ports.size(); ++i) {
+        const auto& p = t.ports[i];
+        s << (i ? "," : "") << "{\"name\":";
+        json_string(s, p.name);
+        s << ",\"link_up\":" << (p.link_up ? "true" : "false");
+        json_values(s, p.values(), true);
+        s << "}";
     }
     s << "],\"workers\":[";
-    for (std::size_t k = 0; k < workers.workers.size(); ++k) {
-        const auto& w = *workers.workers[k];
-        const auto& c = w.counters;
-        s << (k ? "," : "") << "{\"index\":" << w.index << ",\"lcore\":" << w.lcore
-          << ",\"busy_cycles\":" << c.busy_cycles.get() << ",\"idle_cycles\":"
-          << c.idle_cycles.get() << ",\"sleeps\":" << c.sleeps.get()
-          << ",\"redirected_out\":" << c.redirected_out.get() << ",\"redirected_in\":"
-          << c.redirected_in.get() << ",\"drops\":{";
-        for (std::size_t r = 0; r < drop_reason_count; ++r)
-            s << (r ? "," : "") << "\"" << drop_reasons[r].name << "\":" << drops_of(w, r);
-        s << "}}";
+    for (std::size_t k = 0; k < t.workers.size(); ++k) {
+        const auto& w = t.workers[k];
+        s << (k ? "," : "") << "{\"index\":" << w.index << ",\"lcore\":" << w.lcore;
+        json_values(s, w.values(), true);
+        s << ",\"drops\":";
+        json_reasons(s, w.drops);
+        s << "}";
     }
-    s << "],\"drops\":{";
-    for (std::size_t r = 0; r < drop_reason_count; ++r) {
-        uint64_t sum = 0;
-        for (const auto& w : workers.workers) sum += drops_of(*w, r);
-        s << (r ? "," : "") << "\"" << drop_reasons[r].name << "\":" << sum;
-    }
-    s << "},\"would_drop\":{";
-    for (std::size_t r = 0; r < drop_reason_count; ++r) {
-        uint64_t sum = 0;
-        for (const auto& w : workers.workers) sum += would_drop_of(*w, r);
-        s << (r ? "," : "") << "\"" << drop_reasons[r].name << "\":" << sum;
-    }
-    s << "},\"conntrack\":{";
-    bool first = true;
-    for (auto [name, v] : conntrack_totals(workers)) {
-        s << (first ? "" : ",") << "\"" << name << "\":" << v;
-        first = false;
-    }
-    s << "},\"policy\":{\"generation\":" << policy.generation << ",\"mode\":\"" << name_of(policy.mode)
+    s << "],\"drops\":";
+    json_reasons(s, t.drops);
+    s << ",\"would_drop\":";
+    json_reasons(s, t.would_drop);
+    s << ",\"conntrack\":{";
+    json_values(s, t.conntrack, false);
+    s << "},\"policy\":{\"generation\":" << t.generation << ",\"mode\":\"" << name_of(t.mode)
       << "\",\"rules\":[";
-    first = true;
+    bool first = true;
     for_each_rule(policy, [&](bool v6, const std::string& chain, uint32_t pos, const std::string& spec,
                               uint64_t pk, uint64_t by) {
         s << (first ? "" : ",") << "{\"family\":\"" << (v6 ? "ipv6" : "ipv4") << "\",\"chain\":";

@@ -30,7 +30,7 @@ constexpr uint32_t expire_per_burst = 32, expire_when_idle = 1024;
 
 class pipeline {
 public:
-    explicit pipeline(worker& w) : w_(w), c_(w.counters), ps_(*w.ports) {}
+    explicit pipeline(worker& w) : w_(w), c_(w.counters), ps_(*w.ports), exc_(w) {}
 
     void run() noexcept;
 
@@ -99,6 +99,8 @@ private:
         for (const filter_release& r : w_.filter->released()) {
             auto* m = static_cast<rte_mbuf*>(r.cookie);
             uint16_t in = ps_.index_of[m->port];
+            if (r.meta && r.decision.log_rule != no_rule) // a datagram is logged once
+                exc_.copy_logged(m, r.meta->l3 == l3_kind::ipv6, r.decision.log_rule);
             if (r.decision.action == filter_action::forward) {
                 stage_to(m, in == UINT16_MAX ? UINT16_MAX : ps_.ports[in].peer);
                 continue;
@@ -116,6 +118,8 @@ private:
             rte_mbuf* m = pkts[i];
             uint16_t in = ps_.index_of[m->port];
             if (dec && dec[i].action == filter_action::hold) continue; // the fragment cache has it
+            if (dec && dec[i].log_rule != no_rule)
+                exc_.copy_logged(m, meta_[i].l3 == l3_kind::ipv6, dec[i].log_rule);
             if (dec && dec[i].action != filter_action::forward) {
                 if (dec[i].action == filter_action::reject) send_reject(m, in, meta_[i], dec[i].reject);
                 drop(m, dec[i].reason);
@@ -204,6 +208,7 @@ private:
         c_.port[q.port_index].rx_packets.add(n);
         c_.port[q.port_index].rx_bytes.add(bytes);
         uint16_t k = parse(pkts, n);
+        k = exc_.divert(pkts, meta_.data(), k);
         if (p.steer == steering::software && w_.n_workers > 1) k = steer(pkts, k);
         filter(pkts, k);
         stage(pkts, k, dec_.data());
@@ -224,6 +229,15 @@ private:
         return uint16_t(n);
     }
 
+    // Frames sluice-control injects (the appliance's kernel stack): out of m->port, unfiltered.
+    uint16_t poll_inject() noexcept {
+        rte_mbuf* pkts[max_burst];
+        unsigned n = exc_.dequeue_injected(pkts, w_.cfg->burst);
+        for (unsigned i = 0; i < n; ++i)
+            stage_to(pkts[i], pkts[i]->port < RTE_MAX_ETHPORTS ? ps_.index_of[pkts[i]->port] : UINT16_MAX);
+        return uint16_t(n);
+    }
+
     // Packets already processed by another worker that has no TX queue on their port.
     uint16_t poll_tx_handoff(rte_ring* r) noexcept {
         rte_mbuf* pkts[max_burst];
@@ -234,9 +248,62 @@ private:
         return uint16_t(n);
     }
 
+    // Conntrack events: a flow confirmed or destroyed, queued for the main thread. Runs in
+    // the flow table's insert/erase (within a burst): no allocation, no lock, no log.
+    static void emit_ct_event(void* ctx, flow_event ev, const flow_entry& e) noexcept {
+        auto* w = static_cast<worker*>(ctx);
+        ct_event_record r;
+        make_event(r, ev, e, w->index);
+        if (rte_ring_sp_enqueue_elem(w->ct_events, &r, sizeof r) != 0) w->counters.ct_events_lost.add(1);
+    }
+
+    // Once per loop iteration: follow the subscription flag, and run a chunk of a pending
+    // conntrack command (ct_mailbox in worker.hpp).
+    void conntrack_housekeeping(bool busy) noexcept {
+        flow_table& t = w_.filter->tracker().table();
+        const bool on = w_.ct_events_on.load(std::memory_order_relaxed) && w_.ct_events;
+        if (on != events_on_) {
+            events_on_ = on;
+            t.set_event_sink(on ? &sink_ : nullptr);
+        }
+        ct_mailbox& mb = w_.ct_cmd;
+        const uint32_t posted = mb.posted.load(std::memory_order_acquire);
+        if (posted == mb.done.load(std::memory_order_relaxed)) return;
+        if (posted != cmd_seq_) {
+            cmd_seq_ = posted;
+            cmd_cursor_ = 0;
+            cmd_deleted_ = 0;
+        }
+        const uint32_t cap = t.capacity();
+        const uint32_t chunk = busy ? ct_command_chunk : ct_command_chunk_idle;
+        const uint32_t end = cap - cmd_cursor_ > chunk ? cmd_cursor_ + chunk : cap;
+        // With subscribers, erase no more flows than the event ring has room for: a large
+        // delete then takes a few more iterations (the main thread drains meanwhile)
+        // instead of losing its destroy events.
+        uint32_t room = events_on_ ? rte_ring_free_count(w_.ct_events) : UINT32_MAX;
+        uint32_t i = cmd_cursor_;
+        for (; i < end; ++i)
+            if (mb.filter.matches(t.at(i), now_s_)) {
+                if (!room) break;
+                t.erase(i);
+                ++cmd_deleted_;
+                --room;
+            }
+        cmd_cursor_ = i;
+        if (i == cap) {
+            mb.deleted = cmd_deleted_;
+            mb.done.store(posted, std::memory_order_release);
+        }
+    }
+
     worker& w_;
     worker_counters& c_;
     port_set& ps_;
+    flow_event_sink sink_{&pipeline::emit_ct_event, &w_};
+    bool events_on_ = false;
+    uint32_t cmd_seq_ = 0, cmd_cursor_ = 0; // the conntrack command being run, and where
+    uint64_t cmd_deleted_ = 0;
+    exception_stage exc_; // frames for the appliance and LOG copies to sluice-control
     std::array<packet_meta, max_burst> meta_;
     std::array<filter_input, max_burst> fin_;
     std::array<filter_decision, max_burst> dec_;
@@ -266,8 +333,11 @@ void pipeline::run() noexcept {
             if (w_.redirect_in[k]) moved += poll_redirect(w_.redirect_in[k]);
             if (w_.tx_in[k]) moved += poll_tx_handoff(w_.tx_in[k]);
         }
+        moved += poll_inject();
         w_.filter->expire(*snap_, now_s_, moved ? expire_per_burst : expire_when_idle);
+        conntrack_housekeeping(moved != 0);
         act_on_released();
+        exc_.flush();
         flush_tx();
         snap_ = nullptr;
         w_.policy->quiescent(w_.index);
@@ -286,16 +356,21 @@ void pipeline::run() noexcept {
     // Fragments still held belong to no one else: drop them (counted) before leaving.
     w_.filter->drain();
     act_on_released();
+    exc_.flush();
     flush_tx();
+    w_.filter->tracker().table().set_event_sink(nullptr); // sink_ dies with the pipeline
     w_.policy->unregister_worker(w_.index);
 }
 
 } // namespace
 
 worker_set::~worker_set() {
-    for (auto& w : workers)
+    destroy_exception_path(*this);
+    for (auto& w : workers) {
         for (auto* rings : {&w->redirect_out, &w->tx_out})
             for (rte_ring* r : *rings) rte_ring_free(r);
+        rte_ring_free(w->ct_events);
+    }
 }
 
 std::string build_workers(const fastpath_config& cfg, port_set& ports,
@@ -322,12 +397,17 @@ std::string build_workers(const fastpath_config& cfg, port_set& ports,
         w->redirect_in.assign(n, nullptr);
         w->tx_out.assign(n, nullptr);
         w->tx_in.assign(n, nullptr);
+        std::string ev = "sl_ctev_" + std::to_string(i);
+        w->ct_events = rte_ring_create_elem(ev.c_str(), sizeof(ct_event_record), ct_event_ring_size,
+                                            int(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (!w->ct_events) return "cannot create ring " + ev + ": " + rte_strerror(rte_errno);
         out.workers.push_back(std::move(w));
     }
     // RX queue q of every port is polled by worker q.
     for (uint16_t pi = 0; pi < ports.ports.size(); ++pi)
         for (uint16_t q = 0; q < ports.ports[pi].rx_queues; ++q)
             out.workers[q]->rx.push_back({pi, q});
+    if (auto e = create_exception_path(cfg, ports, out); !e.empty()) return e;
     if (n == 1) return {};
     for (unsigned from = 0; from < n; ++from)
         for (unsigned to = 0; to < n; ++to) {

@@ -18,6 +18,8 @@
 
 #include "config.hpp"
 #include "policy_slot.hpp"
+#include "agent_codec.hpp"
+#include "exception.hpp"
 #include "port.hpp"
 
 #include "counter.hpp"
@@ -52,7 +54,32 @@ struct alignas(64) worker_counters {
     counter sleeps;
     counter reject_replies;      // REJECT replies built and staged out of the ingress port
     counter reject_no_reply;     // REJECT where the kernel would send nothing (or no mbuf)
+    counter to_control;          // handed to sluice-control (exception.hpp)
+    counter from_control;        // injected by sluice-control and staged for transmission
+    counter exception_copy_failed; // LOG hit whose copy for control found no mbuf
+    counter ct_events_lost;      // conntrack events not queued: the event ring was full
 };
+
+// Conntrack commands from the main thread (the agent's CT_DELETE / CT_FLUSH), executed by
+// the worker that owns the flows, between bursts, in bounded chunks (ct_command_chunk
+// entries examined per loop iteration). Protocol: the main thread writes `filter` while
+// posted == done, then stores posted + 1 (release); the worker sees posted != done
+// (acquire), erases matching flows chunk by chunk, then writes `deleted` and stores
+// done = posted (release). The main thread waits for done == posted (acquire), bounded;
+// it posts nothing new while a command is outstanding. No locks on either side.
+struct alignas(64) ct_mailbox {
+    std::atomic<uint32_t> posted{0};
+    ct_filter filter;                  // main writes, worker reads (see protocol)
+    alignas(64) std::atomic<uint32_t> done{0};
+    uint64_t deleted = 0;              // worker writes before `done`
+};
+
+// Conntrack events (the agent's CT_SUBSCRIBE): while `ct_events_on` is set (the main thread
+// sets it while anyone subscribes; the worker checks it once per loop iteration), the
+// worker's flow table reports confirmed and destroyed flows into `ct_events`, an SP/SC
+// ring of ct_event_record the main thread drains; a full ring counts ct_events_lost.
+inline constexpr unsigned ct_event_ring_size = 16384;
+inline constexpr uint32_t ct_command_chunk = 1024, ct_command_chunk_idle = 16384;
 
 struct rx_queue_ref {
     uint16_t port_index;
@@ -74,10 +101,16 @@ struct worker {
     // for itself); *_in[k]: rings worker k produces into for this worker.
     std::vector<rte_ring*> redirect_out, redirect_in, tx_out, tx_in;
     worker_counters counters;
+    exception_rings exc;                         // to/from sluice-control (exception.hpp)
+    local_addresses local;                       // the appliance's own addresses per port
+    ct_mailbox ct_cmd;                           // conntrack commands from the main thread
+    rte_ring* ct_events = nullptr;               // conntrack events to the main thread
+    std::atomic<bool> ct_events_on{false};
 };
 
 struct worker_set {
     std::vector<std::unique_ptr<worker>> workers;
+    const rte_memzone* exception_info = nullptr; // published for sluice-control
     ~worker_set();
 };
 

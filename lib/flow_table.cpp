@@ -81,6 +81,7 @@ bool flow_table::insert(uint32_t idx, uint32_t h) noexcept {
                                        flow_status::confirmed);
         ++size_;
         ++counters_.inserts;
+        if (sink_) sink_->emit(sink_->ctx, flow_event::confirmed, entries_[idx]);
         return true;
     };
     int s = free_slot(buckets_[b1]);
@@ -155,6 +156,7 @@ void flow_table::erase(uint32_t idx) noexcept {
     flow_entry& e = entries_[idx];
     if (!(e.status & flow_status::confirmed)) return;
     unlink(idx, flow_hash(e.key));
+    if (sink_) sink_->emit(sink_->ctx, flow_event::destroyed, e);
     --size_;
     ++counters_.erases;
     push_free(idx);

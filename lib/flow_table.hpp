@@ -23,8 +23,15 @@
 // oldest such. Assured entries are never evicted, so a SYN flood cannot push out
 // established connections (netfilter's early_drop has the same rule).
 //
+// Events: an owner may attach a flow_event_sink (set_event_sink); it is then called on the
+// owner thread when an entry is confirmed (insert) and when a confirmed entry is removed
+// (erase: expiry, early drop, kill, explicit delete). Without a sink the cost is one
+// predictable branch per insert/erase. The sink must not call back into the table.
+//
 // Thread safety: a flow_table belongs to one worker, which alone calls every method; no
-// locks, no atomics. Other threads ask the worker for dumps/deletes by message.
+// locks, no atomics. Other threads ask the worker for deletes by message; a dump from
+// another thread may copy entries (the arrays live as long as the table) and must treat
+// what it reads as possibly torn or stale (fastpath/agent_codec.hpp, read_flow_entry).
 #pragma once
 
 #include "flow_key.hpp"
@@ -100,6 +107,15 @@ struct flow_entry {
 };
 static_assert(sizeof(flow_entry) == 112, "flow_entry layout changed: update the diagram");
 static_assert(offsetof(flow_entry, expires) == 40 && offsetof(flow_entry, tcp) == 56);
+
+enum class flow_event : uint8_t { confirmed = 1, destroyed = 2 };
+
+// Observer of entries confirmed and removed; see "Events" above. `emit` runs on the owner
+// thread and must not allocate, lock, throw or log (it runs inside a burst).
+struct flow_event_sink {
+    void (*emit)(void* ctx, flow_event ev, const flow_entry& e) noexcept = nullptr;
+    void* ctx = nullptr;
+};
 
 struct flow_table_counters {
     uint64_t inserts = 0;
@@ -247,8 +263,11 @@ public:
         return n;
     }
 
-    // Erase everything.
+    // Erase everything (no events).
     void clear() noexcept;
+
+    // Attach (or, with nullptr, detach) the event sink; the sink must outlive the attachment.
+    void set_event_sink(const flow_event_sink* sink) noexcept { sink_ = sink; }
 
 private:
     static uint32_t remix(uint32_t h) noexcept {
@@ -309,6 +328,7 @@ private:
     uint32_t free_head_ = no_entry;
     uint32_t free_count_ = 0;
     uint32_t sweep_cursor_ = 0;
+    const flow_event_sink* sink_ = nullptr;
     flow_table_counters counters_;
 };
 

@@ -34,7 +34,9 @@ namespace sluice {
     X(tx_full, "transmit queue full (back-pressure)")                                              \
     X(redirect_ring_full, "software-RSS redirect ring to another worker full")                     \
     X(no_egress, "no egress port configured for the ingress port")                                 \
-    X(egress_link_down, "egress port link is down")
+    X(egress_link_down, "egress port link is down")                                              \
+    X(exception_ring_full, "ring to sluice-control full (control not running or too slow): "      \
+                           "a frame for the appliance or a LOG copy dropped")
 
 enum class drop_reason : uint8_t {
 #define SLUICE_X(name, text) name,

@@ -65,6 +65,16 @@ void packet_filter::judge(const policy_snapshot& policy, const packet_meta& m,
         rc[r.matched[k]].packets.add(1);
         rc[r.matched[k]].bytes.add(in.wire_len);
     }
+    // LOG/NFLOG: the matched rules are few; look their targets up in the ruleset.
+    const ruleset& rs = v6 ? policy.rules6 : policy.rules4;
+    for (uint32_t k = 0; k < recorded; ++k) {
+        const rule_ref at = cls.rule_at(r.matched[k]);
+        const target_kind t = rs.chains[at.chain].rules[at.rule].target.kind;
+        if (t == target_kind::log || t == target_kind::nflog) {
+            out.log_rule = r.matched[k];
+            break;
+        }
+    }
     switch (r.v) {
     case verdict::accept: decide(policy, out, filter_action::forward, drop_reason::policy_drop); break;
     case verdict::drop: decide(policy, out, filter_action::drop, drop_reason::policy_drop); break;
@@ -112,6 +122,7 @@ uint32_t packet_filter::pass(const policy_snapshot& policy, const packet_meta* p
         const packet_meta& m = pkts[i];
         const ct_result& r = ct_res_[i];
         accepted_[i] = 0;
+        out[i].log_rule = no_rule;
         if (m.l3 != l3_kind::ipv4 && m.l3 != l3_kind::ipv6) {
             counters_.not_ip.add(1);
             out[i] = filter_decision{};
@@ -265,7 +276,7 @@ void packet_filter::expire(const policy_snapshot& policy, uint32_t now_s, uint32
 
 void packet_filter::drain() noexcept {
     n_released_ = 0;
-    filter_decision drop{filter_action::drop, drop_reason::frag_timeout, reject_kind::icmp_port_unreachable};
+    filter_decision drop{filter_action::drop, drop_reason::frag_timeout, reject_kind::icmp_port_unreachable, no_rule};
     for (uint32_t d = frags_.any(); d != frag_cache::no_datagram; d = frags_.any())
         release_datagram(d, drop, drop, nullptr);
 }

@@ -58,6 +58,10 @@ struct filter_decision {
     filter_action action = filter_action::forward;
     drop_reason reason = drop_reason::policy_drop; // when action == drop
     reject_kind reject = reject_kind::icmp_port_unreachable; // when action == reject
+    // The first LOG/NFLOG rule the packet matched (classifier global index in its family's
+    // ruleset), or no_rule. Set whatever the action; the fast path hands a copy of such a
+    // packet to sluice-control (fastpath/exception.hpp).
+    uint32_t log_rule = no_rule;
 };
 
 // A held fragment handed back with its datagram's fate. `meta` (the first fragment's
@@ -101,6 +105,8 @@ public:
     void drain() noexcept;
 
     const conntrack& tracker() const noexcept { return ct_; }
+    // The owning worker's mutable access (conntrack commands and events between bursts).
+    conntrack& tracker() noexcept { return ct_; }
     const frag_cache& fragments() const noexcept { return frags_; }
     const filter_counters& counters() const noexcept { return counters_; }
 

@@ -56,9 +56,27 @@ lab_up() {
     for dev in "${P}-fa" "${P}-fb"; do
         ip -n "${P}-fw" link set "$dev" up
         ip netns exec "${P}-fw" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-        # The appliance's data ports are not the kernel's: no IPv6 autoconf chatter from them.
+        # The appliance's data ports are not the kernel's (a passed-through NIC never is): no
+        # IPv6 autoconf chatter, no ARP answers, no IP accepted on them. Only sluice-control's
+        # TAPs speak for the appliance's kernel.
         ip netns exec "${P}-fw" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" || true
+        ip -n "${P}-fw" link set "$dev" arp off
+        ip netns exec "${P}-fw" sysctl -qw "net.ipv4.conf.$dev.rp_filter=1" || true
     done
+}
+
+# For tests and the demo: start sluice-control BINARY CONFIG in the lab's appliance
+# namespace, logging to LOG; sets ctl_pid and returns once its socket SOCKET answers.
+lab_start_control() { # PREFIX BINARY CONFIG LOG SOCKET SLUICECTL
+    ip netns exec "$1-fw" "$2" --config "$3" >> "$4" 2>&1 &
+    ctl_pid=$!
+    local _
+    for _ in $(seq 200); do
+        [ -S "$5" ] && "$6" --socket "$5" generation > /dev/null 2>&1 && return 0
+        kill -0 "$ctl_pid" 2>/dev/null || fail "sluice-control exited at start"
+        sleep 0.05
+    done
+    fail "sluice-control did not start"
 }
 
 lab_down() {
