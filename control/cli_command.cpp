@@ -230,6 +230,16 @@ parse_outcome usage_error(std::string text) {
     return o;
 }
 
+// `sluicectl GROUP` alone (a usage error) or `sluicectl GROUP --help`: the group's usage.
+std::optional<parse_outcome> group_usage(std::span<const std::string> a, const std::string& text) {
+    if (!a.empty() && a[0] != "-h" && a[0] != "--help") return std::nullopt;
+    parse_outcome o;
+    o.status = a.empty() ? exit_usage : exit_ok;
+    (a.empty() ? o.err : o.out) = text;
+    return o;
+}
+
+
 std::span<const std::string> tail(std::span<const std::string> a, size_t from) {
     return from < a.size() ? a.subspan(from) : std::span<const std::string>{};
 }
@@ -244,19 +254,14 @@ constexpr const char* spec_about =
     "with its column and nothing is sent.";
 
 parse_outcome parse_rule(const command& base, std::span<const std::string> a) {
-    if (a.empty() || a[0] == "-h" || a[0] == "--help") {
-        parse_outcome o;
-        o.status = a.empty() ? exit_usage : exit_ok;
-        std::string text =
+    if (auto o = group_usage(a,
             "Usage: sluicectl rule append|insert|delete|list|flush ...\n\n"
             "  rule append [-6] CHAIN SPEC...           append a rule\n"
             "  rule insert [-6] CHAIN [POS] SPEC...     insert before rule POS (default 1)\n"
             "  rule delete [-6] CHAIN (POS | SPEC...)   delete rule POS or the first rule equal to SPEC\n"
             "  rule list [-6] [-x] [CHAIN]              list like iptables -L -v -n --line-numbers\n"
-            "  rule flush [-6] [CHAIN]                  delete every rule (of CHAIN)\n";
-        (a.empty() ? o.err : o.out) = text;
-        return o;
-    }
+            "  rule flush [-6] [CHAIN]                  delete every rule (of CHAIN)\n"))
+        return *o;
     const std::string& sub = a[0];
     auto rest = tail(a, 1);
     command c = base;
@@ -310,17 +315,12 @@ parse_outcome parse_rule(const command& base, std::span<const std::string> a) {
 }
 
 parse_outcome parse_chain(const command& base, std::span<const std::string> a) {
-    if (a.empty() || a[0] == "-h" || a[0] == "--help") {
-        parse_outcome o;
-        o.status = a.empty() ? exit_usage : exit_ok;
-        std::string text = "Usage: sluicectl chain new|delete|policy|list ...\n\n"
+    if (auto o = group_usage(a, "Usage: sluicectl chain new|delete|policy|list ...\n\n"
                            "  chain new [-6] NAME                  create a user chain\n"
                            "  chain delete [-6] NAME               delete an empty, unreferenced user chain\n"
                            "  chain policy [-6] NAME ACCEPT|DROP   set a built-in chain's policy\n"
-                           "  chain list [-6]                      chains with policy, rules, references\n";
-        (a.empty() ? o.err : o.out) = text;
-        return o;
-    }
+                           "  chain list [-6]                      chains with policy, rules, references\n"))
+        return *o;
     const std::string& sub = a[0];
     command c = base;
     sub_info info{};
@@ -352,10 +352,7 @@ parse_outcome parse_chain(const command& base, std::span<const std::string> a) {
 // ---- set ----------------------------------------------------------------------------------------
 
 parse_outcome parse_set(const command& base, std::span<const std::string> a) {
-    if (a.empty() || a[0] == "-h" || a[0] == "--help") {
-        parse_outcome o;
-        o.status = a.empty() ? exit_usage : exit_ok;
-        std::string text =
+    if (auto o = group_usage(a,
             "Usage: sluicectl set create|add|del|test|list|flush|swap|destroy ...\n\n"
             "  set create NAME TYPE [OPTIONS...] [-exist]   e.g. set create web hash:ip family inet\n"
             "  set add NAME ELEM [-exist]                   e.g. set add web 192.0.2.1\n"
@@ -364,10 +361,8 @@ parse_outcome parse_set(const command& base, std::span<const std::string> a) {
             "  set list [-n|-t] [NAME]                      like ipset list\n"
             "  set flush [NAME]                             remove every element (of every set)\n"
             "  set swap NAME1 NAME2                         exchange two sets' contents\n"
-            "  set destroy [NAME]                           remove the set (every unreferenced set)\n";
-        (a.empty() ? o.err : o.out) = text;
-        return o;
-    }
+            "  set destroy [NAME]                           remove the set (every unreferenced set)\n"))
+        return *o;
     const std::string& sub = a[0];
     command c = base;
     sub_info info{};
@@ -538,19 +533,14 @@ std::string read_filter(const po::variables_map& vm, ct_filter_args& f) {
 }
 
 parse_outcome parse_ct(const command& base, std::span<const std::string> a) {
-    if (a.empty() || a[0] == "-h" || a[0] == "--help") {
-        parse_outcome o;
-        o.status = a.empty() ? exit_usage : exit_ok;
-        std::string text = "Usage: sluicectl ct list|count|delete|flush [FILTERS]\n\n"
+    if (auto o = group_usage(a, "Usage: sluicectl ct list|count|delete|flush [FILTERS]\n\n"
                            "  ct list [FILTERS]     the tracked flows, one line each, like conntrack -L\n"
                            "  ct count [FILTERS]    how many flows match\n"
                            "  ct delete FILTERS     delete the matching flows\n"
                            "  ct flush              delete every flow\n\n"
                            "FILTERS: -p PROTO, -s ADDR[/LEN], -d ADDR[/LEN], --sport N, --dport N,\n"
-                           "--state STATE, -w ZONE, -f ipv4|ipv6\n";
-        (a.empty() ? o.err : o.out) = text;
-        return o;
-    }
+                           "--state STATE, -w ZONE, -f ipv4|ipv6\n"))
+        return *o;
     const std::string& sub = a[0];
     command c = base;
     sub_info info{};

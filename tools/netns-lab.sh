@@ -79,6 +79,17 @@ lab_start_control() { # PREFIX BINARY CONFIG LOG SOCKET SLUICECTL
     fail "sluice-control did not start"
 }
 
+# For tests: check an `iperf3 -J` result FILE (more than 1 MB received) and print
+# "ok: LABEL: RATE"; calls the test's `fail` otherwise.
+lab_iperf_ok() { # FILE LABEL
+    /usr/bin/python3 - "$1" "$2" <<'PY' || fail "iperf3 result ($2)"
+import json, sys
+r = json.load(open(sys.argv[1]))['end']['sum_received']
+assert r['bytes'] > 1000000, r
+print('ok: %s: %.2f Gbit/s received over %.1f s' % (sys.argv[2], r['bits_per_second'] / 1e9, r['seconds']))
+PY
+}
+
 lab_down() {
     local P=$1 ns
     for ns in "${P}-a" "${P}-b" "${P}-fw"; do

@@ -108,12 +108,17 @@ for port in 8080 8081 8082; do
     ip netns exec $P-b python3 -m http.server $port --bind 192.0.2.2 --directory "$run" > /dev/null 2>&1 &
     srvs+=($!)
 done
-ok=
-for _ in $(seq 50); do
-    ip netns exec $P-a curl -s -o /dev/null --max-time 2 http://192.0.2.2:8080/rules && { ok=1; break; }
-    sleep 0.2
-done
-[ -n "$ok" ] || fail "HTTP to 8080 (in the set) did not work"
+# Host A fetches URL, retried up to TRIES times (the policy or the appliance may still be
+# coming up); `fail`s with WHAT if it never succeeds.
+fetch_until_ok() { # URL TRIES WHAT
+    local _
+    for _ in $(seq "$2"); do
+        ip netns exec $P-a curl -s -o /dev/null --max-time 2 "$1" && return 0
+        sleep 0.2
+    done
+    fail "$3"
+}
+fetch_until_ok http://192.0.2.2:8080/rules 50 "HTTP to 8080 (in the set) did not work"
 rc=0; ip netns exec $P-a curl -s -o /dev/null --max-time 5 http://192.0.2.2:8081/ || rc=$?
 [ $rc = 7 ] || fail "8081 should be refused by a TCP reset (curl exit 7), got $rc"
 rc=0; ip netns exec $P-a curl -s -o /dev/null --max-time 2 http://192.0.2.2:8082/ || rc=$?
@@ -161,13 +166,7 @@ kill -9 $ctl_pid
 wait $ctl_pid 2>/dev/null || true
 ctl_pid=
 wait $ip_pid || fail "iperf3 failed while sluice-control was killed"
-/usr/bin/python3 -c "
-import json, sys
-r = json.load(open(sys.argv[1]))['end']['sum_received']
-assert r['bytes'] > 1000000, r
-print('ok: iperf3 completed across kill -9 of sluice-control: %.2f Gbit/s' % (r['bits_per_second'] / 1e9))
-" "$run/iperf.json" || fail "iperf3 result"
-: > "$run/ctl.log.2"
+lab_iperf_ok "$run/iperf.json" "iperf3 completed across kill -9 of sluice-control"
 start_control
 grep -q "bringing sluice-fastpath" "$run/ctl.log" && fail "a restarted control should find the same generation"
 ctl set test services 192.0.2.2,tcp:8080 > /dev/null || fail "policy lost across the control restart"
@@ -188,12 +187,7 @@ wait $fp_pid || true
 fp_pid=
 start_fastpath 2
 grep -q "generation $after" "$run/fp.log" || fail "restarted sluice-fastpath did not load generation $after from the state dir"
-ok=
-for _ in $(seq 30); do
-    ip netns exec $P-a curl -s -o /dev/null --max-time 2 http://192.0.2.2:8080/rules && { ok=1; break; }
-    sleep 0.2
-done
-[ -n "$ok" ] || fail "HTTP to 8080 after the fast path restart"
+fetch_until_ok http://192.0.2.2:8080/rules 30 "HTTP to 8080 after the fast path restart"
 rc=0; ip netns exec $P-a curl -s -o /dev/null --max-time 2 http://192.0.2.2:8082/ || rc=$?
 [ $rc = 28 ] || fail "8082 should still be dropped after the restart, got $rc"
 ok=
