@@ -79,41 +79,55 @@ api_reply api_client::request(const nl::builder& b, const std::function<void(con
         r.text = std::string("send: ") + std::strerror(r.err);
         return r;
     }
-    // Each request message is answered by: a dump (NLM_F_DUMP): its messages, ended by
-    // NLMSG_DONE (or NLMSG_ERROR); otherwise any reply messages, then the ACK/error if
-    // NLM_F_ACK was set, or exactly one reply (or an error) if it was not.
+    // What each request message waits for, by its seq: a dump ends with NLMSG_DONE (or an
+    // error); NLM_F_ACK asks for the ACK (or an error) after any answer; a query without
+    // ACK waits for its one answer; a change without ACK waits for nothing (netlink answers
+    // it only if it fails). Replies are matched on seq, so an error for a message that waited
+    // for nothing is still reported.
+    struct pending_reply {
+        uint32_t seq;
+        bool dump, ack, answer;
+    };
+    std::vector<pending_reply> wait;
     for (const auto& q : reqs.messages) {
-        const bool dump = (q.hdr.flags & nl::f_dump) == nl::f_dump;
-        const bool ack = q.hdr.flags & nl::f_ack;
-        bool done = false;
-        while (!done) {
-            auto bytes = receive();
-            if (bytes.empty()) {
-                if (!r.err) {
-                    r.err = EPIPE;
-                    r.text = "connection closed or timed out waiting for the answer";
-                }
-                return r;
+        pending_reply w{q.hdr.seq, (q.hdr.flags & nl::f_dump) == nl::f_dump, (q.hdr.flags & nl::f_ack) != 0,
+                        api::has_answer(q.hdr.type)};
+        if (w.dump || w.ack || w.answer) wait.push_back(w);
+    }
+    auto settle = [&](uint32_t seq, bool final) {
+        for (auto it = wait.begin(); it != wait.end(); ++it)
+            if (it->seq == seq) {
+                if (final || (!it->dump && !it->ack)) wait.erase(it);
+                return;
             }
-            auto s = nl::split(bytes);
-            if (s.messages.empty()) continue;
-            const nl::message& m = s.messages.front();
-            if (m.hdr.type == api::ct_event && m.hdr.seq == 0) continue; // events: not ours
-            if (m.hdr.type == nl::msg_error) {
-                auto e = nl::parse_error(m);
-                if (e && e->err && !r.err) {
-                    r.err = e->err;
-                    r.text = e->text;
-                    r.offset = e->offset;
-                }
-                done = true;
-            } else if (m.hdr.type == nl::msg_done) {
-                done = true;
-            } else {
-                if (each) each(m);
-                else r.messages.push_back(std::move(bytes));
-                if (!dump && !ack) done = true;
+    };
+    while (!wait.empty()) {
+        auto bytes = receive();
+        if (bytes.empty()) {
+            if (!r.err) {
+                r.err = EPIPE;
+                r.text = "connection closed or timed out waiting for the answer";
             }
+            return r;
+        }
+        auto s = nl::split(bytes);
+        if (s.messages.empty()) continue;
+        const nl::message& m = s.messages.front();
+        if (m.hdr.type == api::ct_event && m.hdr.seq == 0) continue; // events: not ours
+        if (m.hdr.type == nl::msg_error) {
+            auto e = nl::parse_error(m);
+            if (e && e->err && !r.err) {
+                r.err = e->err;
+                r.text = e->text;
+                r.offset = e->offset;
+            }
+            settle(m.hdr.seq, true);
+        } else if (m.hdr.type == nl::msg_done) {
+            settle(m.hdr.seq, true);
+        } else {
+            if (each) each(m);
+            else r.messages.push_back(std::move(bytes));
+            settle(m.hdr.seq, false);
         }
     }
     return r;

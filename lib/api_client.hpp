@@ -37,10 +37,11 @@ public:
     bool connected() const noexcept { return fd_ >= 0; }
     void close() noexcept;
 
-    // Send `b` (one or more messages, the last with its seq) and collect the answer: for
-    // each request message, until its ACK/error (if it asked for one) or NLMSG_DONE (dump)
-    // or a single reply. Data messages go to reply.messages, or to `each` when given (a
-    // dump of millions streams through it). Returns the first error met.
+    // Send `b` (one or more messages) and collect the answers, matched on seq: a dump's
+    // messages until its NLMSG_DONE, a query's answer, the ACK of a message that asked for
+    // one; a change without NLM_F_ACK waits for nothing (only its failure would come back).
+    // Data messages go to reply.messages, or to `each` when given (a dump of millions streams
+    // through it). Returns the first error met.
     api_reply request(const nl::builder& b, const std::function<void(const nl::message&)>& each = {});
 
     // Sequence number for the next request message.

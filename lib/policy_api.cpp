@@ -3,6 +3,15 @@
 
 namespace sluice::api {
 
+bool has_answer(uint16_t type) noexcept {
+    switch (type) {
+    case gen_get: case mode_get: case table_save: case ct_count: case ct_delete: case ct_flush:
+    case set_test: case ct_subscribe: case fp_policy: case fp_sets:
+        return true;
+    default: return false;
+    }
+}
+
 std::string_view message_name(uint16_t type) noexcept {
     switch (type) {
     case batch_begin: return "BATCH_BEGIN";

@@ -158,6 +158,12 @@ enum attribute : uint16_t {
     a_assured = 55,   // u8
 };
 
+// Whether a request of this type is always answered, even without NLM_F_ACK: by a message
+// of its own (GEN_GET, MODE_GET, TABLE_SAVE, CT_COUNT, CT_DELETE, CT_FLUSH) or by an
+// NLMSG_ERROR that is the answer (SET_TEST, CT_SUBSCRIBE, FP_POLICY, FP_SETS). Changes are
+// not: without NLM_F_ACK only their failure is reported. Pure.
+bool has_answer(uint16_t type) noexcept;
+
 // Name of a message type, for logs and errors ("RULE_NEW"); "" if unknown. Pure.
 std::string_view message_name(uint16_t type) noexcept;
 

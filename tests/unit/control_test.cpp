@@ -349,3 +349,32 @@ TEST_F(control_fixture, read_only_group_may_read_but_not_change) {
     EXPECT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0);
 }
+
+TEST_F(control_fixture, huge_batch_is_one_generation_and_one_bad_change_refuses_it_whole) {
+    auto batch = [&](int n, bool spoil) {
+        nl::builder b;
+        b.begin(api::batch_begin, nl::f_request, cli_.next_seq());
+        b.end();
+        for (int i = 0; i < n; ++i) {
+            b.begin(api::rule_new, nl::f_request, cli_.next_seq());
+            b.put_str(api::a_chain, "FORWARD");
+            std::string spec = "-s 10." + std::to_string(i >> 8 & 255) + "." + std::to_string(i & 255) +
+                               ".0/24 -p tcp --dport " + std::to_string(1 + i % 60000) + " -j DROP";
+            if (spoil && i == n - 1) spec += " --bogus";
+            b.put_str(api::a_spec, spec);
+            b.end();
+        }
+        b.begin(api::batch_end, nl::f_request | nl::f_ack, cli_.next_seq());
+        b.end();
+        return cli_.request(b);
+    };
+    auto bad = batch(5000, true);
+    EXPECT_EQ(bad.err, EINVAL);
+    EXPECT_NE(bad.text.find("change 5000 of 5000"), std::string::npos) << bad.text;
+    EXPECT_EQ(generation(), 0u);
+    EXPECT_TRUE(rule_specs("FORWARD").empty());
+    auto good = batch(5000, false);
+    ASSERT_EQ(good.err, 0) << good.text;
+    EXPECT_EQ(generation(), 1u);
+    EXPECT_EQ(rule_specs("FORWARD").size(), 5000u);
+}

@@ -50,9 +50,12 @@ TEST(exception, link_local_is_modified_eui64) {
 
 TEST(exception, frames_for_the_appliance) {
     const local_addresses l = appliance();
-    auto ns = [](const char* src, const char* dst, const char* target) {
-        return packet().eth().ipv6(src, dst, 255).icmpv6(135, 0).payload(test::frame(make_addr(target).b, make_addr(target).b + 16)).bytes();
+    // An ICMPv6 neighbour solicitation (135) or advertisement (136) about `target`.
+    auto nd = [](uint8_t type, const char* src, const char* dst, const char* target) {
+        const auto t = make_addr(target);
+        return packet().eth().ipv6(src, dst, 255).icmpv6(type, 0).payload(test::frame(t.b, t.b + 16)).bytes();
     };
+    auto ns = [&](const char* src, const char* dst, const char* target) { return nd(135, src, dst, target); };
     const std::vector<frame_case> cases{
         {"ARP request for our address", 0, packet().eth("02:00:00:00:00:01", "ff:ff:ff:ff:ff:ff").arp_request("192.0.2.1", "192.0.2.254").bytes(), true},
         {"ARP request for our second address", 0, packet().eth().arp_request("192.0.2.1", "198.51.100.1").bytes(), true},
@@ -70,7 +73,7 @@ TEST(exception, frames_for_the_appliance) {
         {"NS for us (solicited-node group)", 1, ns("2001:db8::2", "ff02::1:ff00:fe", "2001:db8::fe"), true},
         {"NS for another host", 1, ns("2001:db8::2", "ff02::1:ff00:1", "2001:db8::1"), false},
         {"DAD NS for us (from ::)", 1, ns("::", "ff02::1:ff00:fe", "2001:db8::fe"), true},
-        {"NA to all nodes about us", 1, packet().eth().ipv6("2001:db8::2", "ff02::1", 255).icmpv6(136, 0).payload(test::frame(make_addr("2001:db8::fe").b, make_addr("2001:db8::fe").b + 16)).bytes(), true},
+        {"NA to all nodes about us", 1, nd(136, "2001:db8::2", "ff02::1", "2001:db8::fe"), true},
         {"IPv6 through the appliance", 1, packet().eth().ipv6("2001:db8::2", "2001:db8::1").udp(5000, 53).bytes(), false},
     };
     for (const auto& c : cases) EXPECT_EQ(judge(l, c.port, c.bytes), c.for_us) << c.what;
