@@ -10,8 +10,14 @@
 // included), plus the compiled size. Output: one JSON object per line, then the ratio the
 // issue asks for (10k rules vs 1 rule).
 //
-// Usage: classifier_bench [max_rules]   (default 100000)
+// Then set matches: one rule `-m set --match-set big src -j ACCEPT` (policy DROP) with a
+// hash:ip set of /32 sources or a hash:net set of /30 networks, holding 1 or up to 1M
+// elements (90% of the packets hit an element); the same figures, the set's memory, and the
+// ratio 1M vs 1 element.
+//
+// Usage: classifier_bench [max_rules [max_set_elements]]   (defaults 100000, 1000000)
 #include "classifier.hpp"
+#include "ipset_parser.hpp"
 
 #include "bench_clock.hpp"
 
@@ -75,6 +81,51 @@ ruleset make(uint32_t n, bool slash24, bool ct_first) {
         fwd.rules.push_back(r);
     }
     return rs;
+}
+
+// Element i of the benchmark set: 10.0.0.0 + i (hash:ip) or 12.0.0.0 + 4i /30 (hash:net).
+uint32_t set_addr(uint32_t i, bool net) { return net ? (12u << 24) + (i << 2) : (10u << 24) + i; }
+
+std::string set_text(uint32_t n, bool net) {
+    std::string t = std::string("create big ") + (net ? "hash:net" : "hash:ip") +
+                    " family inet hashsize 1048576 maxelem 4194304\n";
+    for (uint32_t i = 0; i < n; ++i) {
+        uint32_t a = set_addr(i, net);
+        t += "add big " + std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
+             std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255) + (net ? "/30\n" : "\n");
+    }
+    return t;
+}
+
+ruleset set_rule() {
+    ruleset rs = ruleset::empty(ip_family::ipv4);
+    chain& fwd = rs.chains[1];
+    fwd.policy = chain_policy::drop;
+    rule r;
+    set_match m;
+    m.name = "big";
+    m.dims = *parse_dim_flags("src");
+    r.matches.push_back(m);
+    r.target.kind = target_kind::accept;
+    fwd.rules.push_back(r);
+    return rs;
+}
+
+std::vector<packet_meta> set_packets(uint32_t n, bool net, std::mt19937& rng) {
+    std::vector<packet_meta> out;
+    for (uint32_t k = 0; k < n_packets; ++k) {
+        packet_meta m{};
+        m.l3 = l3_kind::ipv4;
+        m.l4_proto = 17;
+        m.frag_flags = frag::first;
+        m.sport = uint16_t(1024 + rng() % 60000);
+        m.dport = 53;
+        m.dst = v4((198u << 24) | (51u << 16) | (100u << 8) | 2u);
+        m.src = rng() % 10 != 0 ? v4(set_addr(rng() % n, net) + (net ? rng() % 4 : 0))
+                                : v4((192u << 24) | (rng() & 0xffffff));
+        out.push_back(m);
+    }
+    return out;
 }
 
 std::vector<packet_meta> packets(uint32_t n, bool slash24, std::mt19937& rng) {
@@ -154,6 +205,36 @@ int main(int argc, char** argv) {
                             cr.cls->memory_bytes());
                 std::fflush(stdout);
             }
+        }
+    }
+    uint32_t max_elements = argc > 2 ? uint32_t(std::strtoul(argv[2], nullptr, 10)) : 1000000;
+    for (bool net : {false, true}) {
+        double one = 0;
+        for (uint32_t n : {1u, 1000u, 100000u, 1000000u}) {
+            if (n > max_elements) continue;
+            set_table big;
+            auto t0 = std::chrono::steady_clock::now();
+            if (auto e = restore_ipset(big, set_text(n, net), "bench")) {
+                std::fprintf(stderr, "set: %s\n", e->to_string().c_str());
+                return 1;
+            }
+            big.collect_garbage();
+            auto t1 = std::chrono::steady_clock::now();
+            compile_result cr = compile(set_rule(), hook::forward, big, ports);
+            if (!cr.ok()) {
+                std::fprintf(stderr, "compile: %s\n", cr.error.c_str());
+                return 1;
+            }
+            std::mt19937 rng(n + 7);
+            spread f = measure(*cr.cls, set_packets(n, net, rng));
+            if (n == 1) one = f.median;
+            std::printf("{\"bench\":\"set_match\",\"type\":\"%s\",\"elements\":%u,\"unit\":\"%s\","
+                        "\"median\":%.1f,\"p10\":%.1f,\"p90\":%.1f,\"load_ms\":%.1f,\"set_bytes\":%zu%s}\n",
+                        net ? "hash:net" : "hash:ip", n, tick_unit, f.median, f.p10, f.p90,
+                        std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                        big.find("big")->memory_bytes(),
+                        n == 1000000 ? (",\"ratio_vs_1\":" + std::to_string(f.median / one)).c_str() : "");
+            std::fflush(stdout);
         }
     }
     if (max_rules >= 10000)
