@@ -1,6 +1,8 @@
 // See cli_command.hpp.
 #include "cli_command.hpp"
 
+#include "ruleset_parser.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -104,14 +106,6 @@ std::string parse_words(std::span<const std::string> words, const po::options_de
         return e.what();
     }
     return {};
-}
-
-std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max) {
-    if (s.empty() || s.size() > 20) return std::nullopt;
-    uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
-    if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
-    return v;
 }
 
 bool all_digits(std::string_view s) {

@@ -112,14 +112,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
-std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max) {
-    if (s.empty() || s.size() > 20) return std::nullopt;
-    uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
-    if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
-    return v;
-}
-
 std::vector<std::string_view> split(std::string_view s, char sep) {
     std::vector<std::string_view> out;
     size_t pos = 0;
@@ -1262,6 +1254,14 @@ parsed<std::vector<rule>> parse_rule_spec(std::string_view args, ip_family famil
         out.error = parse_error{std::string(source), 1, 1, std::string("internal error: ") + e.what()};
     }
     return out;
+}
+
+std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max) noexcept {
+    if (s.empty() || s.size() > 20) return std::nullopt;
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
+    if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
+    return v;
 }
 
 } // namespace sluice

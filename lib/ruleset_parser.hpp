@@ -55,4 +55,7 @@ parsed<ruleset> parse_iptables_save(std::string_view text, std::string_view file
 parsed<std::vector<rule>> parse_rule_spec(std::string_view args, ip_family family,
                                           std::string_view source = "rule") noexcept;
 
+// A decimal number as iptables reads one (digits only, at most `max`); nullopt otherwise.
+std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max) noexcept;
+
 } // namespace sluice

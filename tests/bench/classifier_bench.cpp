@@ -111,16 +111,24 @@ ruleset set_rule() {
     return rs;
 }
 
+// The first packet of a flow from a random source port to 198.51.100.2 (the benchmarks'
+// common part; the caller sets the source address and destination port).
+packet_meta first_packet(uint8_t proto, std::mt19937& rng) {
+    packet_meta m{};
+    m.l3 = l3_kind::ipv4;
+    m.l4_proto = proto;
+    m.frag_flags = frag::first;
+    if (proto == 6) m.tcp_flags = tcp_flag::syn;
+    m.sport = uint16_t(1024 + rng() % 60000);
+    m.dst = v4((198u << 24) | (51u << 16) | (100u << 8) | 2u);
+    return m;
+}
+
 std::vector<packet_meta> set_packets(uint32_t n, bool net, std::mt19937& rng) {
     std::vector<packet_meta> out;
     for (uint32_t k = 0; k < n_packets; ++k) {
-        packet_meta m{};
-        m.l3 = l3_kind::ipv4;
-        m.l4_proto = 17;
-        m.frag_flags = frag::first;
-        m.sport = uint16_t(1024 + rng() % 60000);
+        packet_meta m = first_packet(17, rng);
         m.dport = 53;
-        m.dst = v4((198u << 24) | (51u << 16) | (100u << 8) | 2u);
         m.src = rng() % 10 != 0 ? v4(set_addr(rng() % n, net) + (net ? rng() % 4 : 0))
                                 : v4((192u << 24) | (rng() & 0xffffff));
         out.push_back(m);
@@ -131,13 +139,7 @@ std::vector<packet_meta> set_packets(uint32_t n, bool net, std::mt19937& rng) {
 std::vector<packet_meta> packets(uint32_t n, bool slash24, std::mt19937& rng) {
     std::vector<packet_meta> out;
     for (uint32_t k = 0; k < n_packets; ++k) {
-        packet_meta m{};
-        m.l3 = l3_kind::ipv4;
-        m.l4_proto = 6;
-        m.frag_flags = frag::first;
-        m.tcp_flags = tcp_flag::syn;
-        m.sport = uint16_t(1024 + rng() % 60000);
-        m.dst = v4((198u << 24) | (51u << 16) | (100u << 8) | 2u);
+        packet_meta m = first_packet(6, rng);
         if (rng() % 10 != 0) { // hit rule i
             uint32_t i = rng() % n;
             m.src = v4(rule_src(i, slash24) + (slash24 ? rng() % 256 : 0));

@@ -4,9 +4,10 @@
 // FP_SETS line restrictions, the state directory and the agent's options.
 #include "agent_codec.hpp"
 #include "config.hpp"
+#include "packet_builder.hpp"
 #include "policy_api.hpp"
 
-#include <arpa/inet.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -21,23 +22,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ip_addr addr(const char* s) {
-    ip_addr a{};
-    if (std::strchr(s, ':')) {
-        EXPECT_EQ(inet_pton(AF_INET6, s, a.b), 1);
-    } else {
-        a.b[10] = a.b[11] = 0xff;
-        EXPECT_EQ(inet_pton(AF_INET, s, a.b + 12), 1);
-    }
-    return a;
-}
-
 // A confirmed entry for a flow whose first packet went src:sp -> dst:dp.
 flow_entry flow(const char* src, const char* dst, uint16_t sp, uint16_t dp, uint8_t proto,
                 uint32_t expires = 2000, uint8_t extra_status = 0) {
     packet_meta m{};
-    m.src = addr(src);
-    m.dst = addr(dst);
+    m.src = test::make_addr(src);
+    m.dst = test::make_addr(dst);
     m.sport = sp;
     m.dport = dp;
     m.l3 = std::strchr(src, ':') ? l3_kind::ipv6 : l3_kind::ipv4;

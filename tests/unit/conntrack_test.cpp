@@ -5,7 +5,6 @@
 #include "packet.hpp"
 #include "packet_builder.hpp"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -16,17 +15,6 @@ using namespace sluice;
 
 namespace {
 
-ip_addr addr(const char* s) {
-    ip_addr a{};
-    if (std::strchr(s, ':')) {
-        EXPECT_EQ(inet_pton(AF_INET6, s, a.b), 1);
-    } else {
-        a.b[10] = a.b[11] = 0xff;
-        EXPECT_EQ(inet_pton(AF_INET, s, a.b + 12), 1);
-    }
-    return a;
-}
-
 struct endpoint {
     const char* ip;
     uint16_t port;
@@ -34,8 +22,8 @@ struct endpoint {
 
 packet_meta base_meta(endpoint from, endpoint to, uint8_t proto) {
     packet_meta m{};
-    m.src = addr(from.ip);
-    m.dst = addr(to.ip);
+    m.src = test::make_addr(from.ip);
+    m.dst = test::make_addr(to.ip);
     m.sport = from.port;
     m.dport = to.port;
     m.l3 = std::strchr(from.ip, ':') ? l3_kind::ipv6 : l3_kind::ipv4;
