@@ -6,12 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace sluice {
 
@@ -126,27 +120,6 @@ std::optional<failure> apply_rule_change(ruleset& rs, const change& c) {
     }
     default: return std::nullopt;
     }
-}
-
-std::string read_file(const std::string& path, bool& found) {
-    std::ifstream f(path, std::ios::binary);
-    found = bool(f);
-    if (!f) return {};
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
-
-std::string write_file(const std::string& dir, const std::string& name, const std::string& text) {
-    std::string path = dir + "/" + name, tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << text;
-        f.flush();
-        if (!f) return tmp + ": write failed";
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) return path + ": rename failed: " + std::strerror(errno);
-    return {};
 }
 
 } // namespace
@@ -312,42 +285,25 @@ commit_result policy_store::commit(const std::vector<change>& changes,
 }
 
 std::string policy_store::save_to(const std::string& dir) const {
-    ::mkdir(dir.c_str(), 0700);
-    for (auto [name, text] : {std::pair<const char*, std::string>{"rules.v4", save(rules4_)},
-                              {"rules.v6", save(rules6_)},
-                              {"sets", sets_->save()},
-                              {"mode", std::string(name_of(mode_)) + "\n"},
-                              {"generation", std::to_string(generation_) + "\n"}})
-        if (auto e = write_file(dir, name, text); !e.empty()) return e;
-    return {};
+    return write_state_dir(dir, generation_, mode_, save(rules4_), save(rules6_), sets_->save());
 }
 
 std::string policy_store::load_from(const std::string& dir) {
-    bool found = false;
-    std::string gen = read_file(dir + "/generation", found);
-    if (!found) return {}; // nothing persisted yet
-    std::string t4 = read_file(dir + "/rules.v4", found);
-    std::string t6 = read_file(dir + "/rules.v6", found);
-    std::string ts = read_file(dir + "/sets", found);
-    std::string tm = read_file(dir + "/mode", found);
-    auto p4 = parse_iptables_save(t4, dir + "/rules.v4", ip_family::ipv4);
+    state_dir_contents st = read_state_dir(dir, filter_mode::enforce);
+    if (!st.error.empty()) return st.error;
+    if (!st.found) return {}; // nothing persisted yet
+    auto p4 = parse_iptables_save(st.sources.rules4.text, st.sources.rules4.name, ip_family::ipv4);
     if (!p4.ok()) return p4.error.to_string();
-    auto p6 = parse_iptables_save(t6, dir + "/rules.v6", ip_family::ipv6);
+    auto p6 = parse_iptables_save(st.sources.rules6.text, st.sources.rules6.name, ip_family::ipv6);
     if (!p6.ok()) return p6.error.to_string();
     auto s = std::make_unique<set_table>();
-    if (auto e = restore_ipset(*s, ts, dir + "/sets")) return e->to_string();
+    if (auto e = restore_ipset(*s, st.sources.sets.text, st.sources.sets.name)) return e->to_string();
     s->collect_garbage();
-    while (!tm.empty() && (tm.back() == '\n' || tm.back() == ' ')) tm.pop_back();
-    auto m = filter_mode_from(tm.empty() ? "enforce" : tm);
-    if (!m) return dir + "/mode: unknown mode \"" + tm + "\"";
-    char* end = nullptr;
-    unsigned long g = std::strtoul(gen.c_str(), &end, 10);
-    if (end == gen.c_str()) return dir + "/generation: not a number";
     rules4_ = std::move(*p4.value);
     rules6_ = std::move(*p6.value);
     sets_ = std::move(s);
-    mode_ = *m;
-    generation_ = uint32_t(g);
+    mode_ = st.mode;
+    generation_ = st.generation;
     return {};
 }
 

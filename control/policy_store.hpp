@@ -11,10 +11,8 @@
 // the same lines to its live sets without recompiling rules; anything else yields a whole
 // new policy text.
 //
-// Persistence: save()/load() keep the policy in a state directory as the files
-// rules.v4, rules.v6 (iptables-save), sets (ipset save), mode and generation, each
-// written to a temporary file and renamed, generation last — the files sluice-fastpath
-// reads at start (its `state-dir`).
+// Persistence: save_to()/load_from() keep the policy in a state directory
+// (read_state_dir/write_state_dir in policy.hpp: the files sluice-fastpath starts from).
 //
 // Thread safety: one thread (sluice-control's main loop).
 #pragma once

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <filesystem>
 
 namespace sluice {
 
@@ -96,23 +95,6 @@ bool in_prefix(const ip_addr& a, const ct_prefix& p) noexcept {
         if ((a.b[i] & mask) != p.addr.b[i]) return false;
     }
     return true;
-}
-
-std::optional<std::string> read_file(const std::filesystem::path& p, std::string& error) {
-    std::error_code ec;
-    if (!std::filesystem::exists(p, ec)) return std::nullopt;
-    policy_text t;
-    if (auto e = read_policy_file(p.string(), t); !e.empty()) {
-        error = e;
-        return std::nullopt;
-    }
-    return std::move(t.text);
-}
-
-std::string trim(std::string s) {
-    auto b = s.find_first_not_of(" \t\r\n");
-    auto e = s.find_last_not_of(" \t\r\n");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
 }
 
 } // namespace
@@ -456,48 +438,6 @@ std::string parse_fp_sets(std::string_view text, const set_table& sets,
     }
     out = std::move(r.commands);
     return {};
-}
-
-state_dir_contents read_state_dir(const std::string& dir, filter_mode default_mode) {
-    namespace fs = std::filesystem;
-    state_dir_contents st;
-    st.mode = default_mode;
-    if (dir.empty()) return st;
-    const fs::path d(dir);
-    auto failed = [&](std::string why) {
-        st.error = std::move(why);
-        return st;
-    };
-    std::string err;
-    auto gen = read_file(d / "generation", err);
-    if (!err.empty()) return failed(err);
-    if (!gen) return st; // no complete state: the configuration's files
-    const std::string g = trim(*gen);
-    uint32_t v = 0;
-    auto [p, ec] = std::from_chars(g.data(), g.data() + g.size(), v);
-    if (g.empty() || ec != std::errc() || p != g.data() + g.size() || v == 0)
-        return failed((d / "generation").string() + ": '" + g +
-                      "' is not a generation number (1..4294967295)");
-    st.generation = v;
-    auto m = read_file(d / "mode", err);
-    if (!err.empty()) return failed(err);
-    if (m) {
-        const std::string w = trim(*m);
-        auto fm = filter_mode_from(w);
-        if (!fm)
-            return failed((d / "mode").string() + ": '" + w +
-                          "' is not a mode (enforce, monitor, bypass)");
-        st.mode = *fm;
-    }
-    for (auto [name, text] :
-         {std::pair{"rules.v4", &st.sources.rules4}, std::pair{"rules.v6", &st.sources.rules6},
-          std::pair{"sets", &st.sources.sets}}) {
-        text->name = (d / name).string();
-        if (auto t = read_file(d / name, err)) text->text = std::move(*t);
-        if (!err.empty()) return failed(err);
-    }
-    st.found = true;
-    return st;
 }
 
 } // namespace sluice

@@ -9,7 +9,6 @@
 //     CT_DELETE/CT_FLUSH);
 //   * conntrack events as workers hand them to the main thread (ct_event_record);
 //   * FP_SETS texts (add/del/flush/swap lines only);
-//   * the state directory sluice-control writes (read_state_dir).
 //
 // Thread safety: pure functions and plain values, any thread; read_flow_entry is made for
 // a reader racing with the table's owner (see there).
@@ -149,18 +148,5 @@ flow_entry entry_of(const ct_event_record& r) noexcept;
 // "" with `out` filled, or "sets:LINE:COLUMN: reason".
 std::string parse_fp_sets(std::string_view text, const set_table& sets,
                           std::vector<ipset_command>& out);
-
-// The state directory sluice-control persists (rules.v4, rules.v6, sets, mode, generation;
-// `generation` is written last, so its presence marks a complete state). Without the
-// directory or its `generation` file: found = false (use the configuration's files).
-// Missing rules/sets files are empty texts, a missing `mode` is `default_mode`.
-struct state_dir_contents {
-    bool found = false;
-    policy_sources sources; // named by their paths
-    filter_mode mode = filter_mode::enforce;
-    uint32_t generation = 0;
-    std::string error; // a file that exists but cannot be read or parsed
-};
-state_dir_contents read_state_dir(const std::string& dir, filter_mode default_mode);
 
 } // namespace sluice

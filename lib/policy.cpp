@@ -5,7 +5,10 @@
 #include "ruleset_parser.hpp"
 
 #include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -37,6 +40,23 @@ std::pair<uint64_t, uint64_t> policy_snapshot::rule_totals(bool ipv6, uint32_t g
 }
 
 namespace {
+
+std::optional<std::string> read_file(const std::filesystem::path& p, std::string& error) {
+    std::error_code ec;
+    if (!std::filesystem::exists(p, ec)) return std::nullopt;
+    policy_text t;
+    if (auto e = read_policy_file(p.string(), t); !e.empty()) {
+        error = e;
+        return std::nullopt;
+    }
+    return std::move(t.text);
+}
+
+std::string trim(std::string s) {
+    auto b = s.find_first_not_of(" \t\r\n");
+    auto e = s.find_last_not_of(" \t\r\n");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
 
 // Parse one family's file; an empty text is the kernel's empty filter table.
 std::string parse_rules(const policy_text& t, ip_family f, ruleset& out) {
@@ -104,6 +124,70 @@ std::string read_policy_file(const std::string& path, policy_text& out) {
     if (f.bad()) return path + ": read error";
     out.name = path;
     out.text = s.str();
+    return {};
+}
+
+state_dir_contents read_state_dir(const std::string& dir, filter_mode default_mode) {
+    namespace fs = std::filesystem;
+    state_dir_contents st;
+    st.mode = default_mode;
+    if (dir.empty()) return st;
+    const fs::path d(dir);
+    auto failed = [&](std::string why) {
+        st.error = std::move(why);
+        return st;
+    };
+    std::string err;
+    auto gen = read_file(d / "generation", err);
+    if (!err.empty()) return failed(err);
+    if (!gen) return st; // no complete state: the configuration's files
+    const std::string g = trim(*gen);
+    uint32_t v = 0;
+    auto [p, ec] = std::from_chars(g.data(), g.data() + g.size(), v);
+    if (g.empty() || ec != std::errc() || p != g.data() + g.size() || v == 0)
+        return failed((d / "generation").string() + ": '" + g +
+                      "' is not a generation number (1..4294967295)");
+    st.generation = v;
+    auto m = read_file(d / "mode", err);
+    if (!err.empty()) return failed(err);
+    if (m) {
+        const std::string w = trim(*m);
+        auto fm = filter_mode_from(w);
+        if (!fm)
+            return failed((d / "mode").string() + ": '" + w +
+                          "' is not a mode (enforce, monitor, bypass)");
+        st.mode = *fm;
+    }
+    for (auto [name, text] :
+         {std::pair{"rules.v4", &st.sources.rules4}, std::pair{"rules.v6", &st.sources.rules6},
+          std::pair{"sets", &st.sources.sets}}) {
+        text->name = (d / name).string();
+        if (auto t = read_file(d / name, err)) text->text = std::move(*t);
+        if (!err.empty()) return failed(err);
+    }
+    st.found = true;
+    return st;
+}
+
+std::string write_state_dir(const std::string& dir, uint32_t generation, filter_mode mode,
+                            const std::string& rules4, const std::string& rules6,
+                            const std::string& sets) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    for (auto [name, text] : {std::pair<const char*, std::string>{"rules.v4", rules4},
+                              {"rules.v6", rules6},
+                              {"sets", sets},
+                              {"mode", std::string(name_of(mode)) + "\n"},
+                              {"generation", std::to_string(generation) + "\n"}}) {
+        std::string path = dir + "/" + name, tmp = path + ".tmp";
+        {
+            std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+            f << text;
+            f.flush();
+            if (!f) return tmp + ": write failed";
+        }
+        if (std::rename(tmp.c_str(), path.c_str()) != 0) return path + ": rename failed: " + std::strerror(errno);
+    }
     return {};
 }
 

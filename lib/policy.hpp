@@ -95,4 +95,23 @@ inline uint64_t steady_ns() noexcept {
 // Read a policy file into `out`; "" on success, else "FILE: reason". Control thread.
 std::string read_policy_file(const std::string& path, policy_text& out);
 
+// The state directory: the policy sluice-control persists and sluice-fastpath starts from (rules.v4, rules.v6, sets, mode, generation;
+// `generation` is written last, so its presence marks a complete state). Without the
+// directory or its `generation` file: found = false (use the configuration's files).
+// Missing rules/sets files are empty texts, a missing `mode` is `default_mode`.
+struct state_dir_contents {
+    bool found = false;
+    policy_sources sources; // named by their paths
+    filter_mode mode = filter_mode::enforce;
+    uint32_t generation = 0;
+    std::string error; // a file that exists but cannot be read or parsed
+};
+state_dir_contents read_state_dir(const std::string& dir, filter_mode default_mode);
+
+// Write the state directory (created if missing): each file to a temporary and renamed,
+// `generation` last. "" on success, else the file and the reason. sluice-control only.
+std::string write_state_dir(const std::string& dir, uint32_t generation, filter_mode mode,
+                            const std::string& rules4, const std::string& rules6,
+                            const std::string& sets);
+
 } // namespace sluice
