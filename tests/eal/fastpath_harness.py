@@ -1,12 +1,32 @@
 """Run sluice-fastpath as a test subject: start it with a config, wait until it forwards,
 ask for counters (SIGUSR1 -> --stats-file JSON), stop it with SIGTERM and check it exits
 cleanly. Used by the EAL and end-to-end tests; runs under Debian's /usr/bin/python3."""
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
+
+
+def free_hugepages():
+    """Free 2 MiB hugepages, 0 when hugetlbfs is not mounted."""
+    try:
+        with open("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") as f:
+            n = int(f.read())
+        with open("/proc/mounts") as f:
+            return n if " hugetlbfs " in f.read() else 0
+    except OSError:
+        return 0
+
+
+def remove_dpdk_files(prefix):
+    """What a DPDK primary leaves behind: its hugepage files and its runtime directory."""
+    for f in glob.glob(f"/dev/hugepages/{prefix}map_*"):
+        os.unlink(f)
+    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
 
 
 class Fastpath:

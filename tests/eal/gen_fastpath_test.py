@@ -21,7 +21,6 @@ conntrack).
 Skips (77) without root or without free hugepages (two DPDK processes share memif memory).
 
 usage: gen_fastpath_test.py SLUICE_GEN_BINARY SLUICE_FASTPATH_BINARY"""
-import glob
 import json
 import os
 import shutil
@@ -32,24 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fastpath_harness import Fastpath  # noqa: E402
-
-
-def free_hugepages():
-    try:
-        with open("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") as f:
-            n = int(f.read())
-        with open("/proc/mounts") as f:
-            return n if " hugetlbfs " in f.read() else 0
-    except OSError:
-        return 0
-
-
-def remove_dpdk_files(prefix):
-    """What a DPDK primary leaves behind: its hugepage files and its runtime directory."""
-    for f in glob.glob(f"/dev/hugepages/{prefix}map_*"):
-        os.unlink(f)
-    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+from fastpath_harness import Fastpath, free_hugepages, remove_dpdk_files  # noqa: E402
 
 
 def run_gen(binary, d, name, args):

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <random>
 #include <set>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -38,7 +39,9 @@ std::vector<uint8_t> build(const stream_frames& f, uint64_t k, uint64_t tsc) {
         write_fill(b.data(), 0, max_frame);
         return b;
     }();
-    uint16_t len = f.build(k, tsc, mbuf.data());
+    const auto& s = f.spec();
+    auto fl = split_flow(k % s.flows(), s.src.count, s.dst.count, s.sport.count, s.dport.count);
+    uint16_t len = f.build(k, fl, tsc, mbuf.data());
     return {mbuf.begin(), mbuf.begin() + len};
 }
 
@@ -86,6 +89,13 @@ TEST(gen_frame, streams_match_the_reference_builder) {
             EXPECT_EQ(sig->stream, 3);
             EXPECT_EQ(sig->seq, uint32_t(k));
             EXPECT_EQ(sig->tsc, 1000 + k);
+            auto fast = frame_signature(ours.data(), uint32_t(ours.size()));
+            ASSERT_TRUE(fast) << text << " packet " << k;
+            EXPECT_EQ(fast->stream, sig->stream);
+            EXPECT_EQ(fast->seq, sig->seq);
+            EXPECT_EQ(fast->tsc, sig->tsc);
+            for (uint32_t cut : {12u, 20u, uint32_t(s.header_len()), uint32_t(s.header_len() + signature_len - 1)})
+                EXPECT_FALSE(frame_signature(ours.data(), cut)) << text << " cut at " << cut;
         }
     }
 }
@@ -118,6 +128,40 @@ TEST(gen_frame, flows_iterate_in_mixed_radix_and_wrap) {
     EXPECT_EQ(last.dst, 2u);
     EXPECT_EQ(last.sport, 1u);
     EXPECT_EQ(last.dport, 1u);
+}
+
+TEST(gen_frame, flow_cursor_walks_the_flows_as_split_flow_numbers_them) {
+    auto s = spec("tx=a,src=192.0.2.1-192.0.2.2,dst=198.51.100.1-198.51.100.3,sport=1-5,dport=5-6");
+    flow_cursor c(s);
+    for (uint64_t k = 0; k < 3 * s.flows() + 7; ++k, c.advance()) {
+        auto want = split_flow(k % s.flows(), s.src.count, s.dst.count, s.sport.count, s.dport.count);
+        ASSERT_EQ(std::tie((*c).src, (*c).dst, (*c).sport, (*c).dport),
+                  std::tie(want.src, want.dst, want.sport, want.dport))
+            << "packet " << k;
+    }
+}
+
+TEST(gen_frame, frame_signature_only_where_a_stream_puts_it) {
+    auto s = spec("tx=a,proto=udp,size=64");
+    stream_frames f(s, 1, smac, dmac);
+    auto frame = build(f, 5, 77);
+    ASSERT_TRUE(frame_signature(frame.data(), uint32_t(frame.size())));
+    auto with_options = frame;
+    with_options[14] = 0x46; // IHL 6: the signature is not where a stream puts it
+    EXPECT_FALSE(frame_signature(with_options.data(), uint32_t(frame.size())));
+    auto fragment = frame;
+    fragment[20] = 0x20; // more fragments
+    EXPECT_FALSE(frame_signature(fragment.data(), uint32_t(frame.size())));
+    auto arp = frame;
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    EXPECT_FALSE(frame_signature(arp.data(), uint32_t(frame.size())));
+    auto gre = frame;
+    gre[23] = 47;
+    EXPECT_FALSE(frame_signature(gre.data(), uint32_t(frame.size())));
+    auto no_magic = frame;
+    no_magic[42] ^= 1;
+    EXPECT_FALSE(frame_signature(no_magic.data(), uint32_t(frame.size())));
 }
 
 TEST(gen_frame, imix_sequence_and_min_size) {

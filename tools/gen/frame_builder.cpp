@@ -35,6 +35,13 @@ inline void put32(uint8_t* p, uint32_t v) noexcept {
     p[3] = uint8_t(v);
 }
 
+// The two 16-bit halves of a host-order value, summed.
+inline uint32_t sum32(uint32_t v) noexcept { return (v >> 16) + (v & 0xffff); }
+
+inline uint32_t get32(const uint8_t* p) noexcept {
+    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
+
 inline uint16_t get16(const uint8_t* p) noexcept { return uint16_t(p[0] << 8 | p[1]); }
 
 // Ethernet (+VLAN) and the fixed part of the IP header; returns the L3 offset.
@@ -115,6 +122,40 @@ std::optional<signature> read_signature(const uint8_t* p, uint32_t len) noexcept
     return s;
 }
 
+std::optional<signature> frame_signature(const uint8_t* p, uint32_t len) noexcept {
+    uint32_t off = 12;
+    if (len < off + 2) return std::nullopt;
+    uint16_t type = get16(p + off);
+    if (type == 0x8100) {
+        off += 4;
+        if (len < off + 2) return std::nullopt;
+        type = get16(p + off);
+    }
+    off += 2;
+    uint8_t proto;
+    if (type == 0x0800) {
+        if (len < off + 20 || p[off] != 0x45 || (get16(p + off + 6) & 0x3fff) != 0) return std::nullopt;
+        proto = p[off + 9];
+        off += 20;
+    } else if (type == 0x86dd) {
+        if (len < off + 40) return std::nullopt;
+        proto = p[off + 6];
+        off += 40;
+    } else {
+        return std::nullopt;
+    }
+    if (proto == proto_tcp) {
+        if (len < off + 20) return std::nullopt;
+        off += (p[off + 12] >> 4) * 4u;
+    } else if (proto == proto_udp || proto == proto_icmp || proto == proto_icmp6) {
+        off += 8;
+    } else {
+        return std::nullopt;
+    }
+    if (off > len) return std::nullopt;
+    return read_signature(p + off, len - off);
+}
+
 flow_indices split_flow(uint64_t f, uint32_t n_src, uint32_t n_dst, uint32_t n_sport, uint32_t n_dport) noexcept {
     flow_indices x;
     x.dport = uint32_t(f % n_dport);
@@ -127,7 +168,7 @@ flow_indices split_flow(uint64_t f, uint32_t n_src, uint32_t n_dst, uint32_t n_s
 }
 
 stream_frames::stream_frames(const stream_spec& spec, uint16_t stream_index, const mac_addr& smac,
-                             const mac_addr& dmac)
+                             const mac_addr& dmac, uint32_t dirty_end)
     : spec_(spec), index_(stream_index) {
     std::memset(header_, 0, sizeof header_);
     uint8_t proto = spec.proto == l4_kind::tcp ? proto_tcp
@@ -146,6 +187,18 @@ stream_frames::stream_frames(const stream_spec& spec, uint16_t stream_index, con
         if (spec.proto == l4_kind::icmp) l4[0] = spec.ip == 6 ? 128 : 8; // echo request
         payload_off_ = uint16_t(l4_off_ + 8);
     }
+    rewrite_end_ = std::min(dirty_end, fill_rewrite_end);
+    proto_ = proto;
+    // The template's sums: lengths, id, addresses, ports, sequence and checksums are 0 in it.
+    ip_sum_ = spec.ip == 4 ? raw_sum(header_ + l3_off_, 20) : 0;
+    l4_fixed_sum_ = raw_sum(l4, payload_off_ - l4_off_);
+    if (spec.ip == 4) {
+        uint8_t a[4];
+        spec.src.at(0, a);
+        src4_ = get32(a);
+        spec.dst.at(0, a);
+        dst4_ = get32(a);
+    }
     // The fill of every size slot, summed once (it starts after the signature, at an even
     // offset from the L4 header).
     uint8_t frame[max_frame];
@@ -157,50 +210,63 @@ stream_frames::stream_frames(const stream_spec& spec, uint16_t stream_index, con
     }
 }
 
-uint16_t stream_frames::build(uint64_t k, uint64_t tsc, uint8_t* buf) const noexcept {
+uint16_t stream_frames::build(uint64_t k, const flow_indices& f, uint64_t tsc, uint8_t* buf) const noexcept {
+    // The checksums are summed from the values written, not read back from buf: reading
+    // bytes just stored in pieces stalls on store forwarding.
     const stream_spec& s = spec_;
     uint16_t len = uint16_t(s.size_of(k) - 4);
     std::memcpy(buf, header_, payload_off_);
-    auto f = split_flow(k % s.flows(), s.src.count, s.dst.count, s.sport.count, s.dport.count);
-    uint8_t src[16], dst[16];
-    s.src.at(f.src, src);
-    s.dst.at(f.dst, dst);
+    uint8_t* l3 = buf + l3_off_;
     uint8_t* l4 = buf + l4_off_;
     uint16_t l4_len = uint16_t(len - l4_off_);
-    uint8_t proto = buf[l3_off_ + (s.ip == 6 ? 6 : 9)];
-    uint32_t pseudo = finish_l3(buf + l3_off_, s.ip, src, dst, l4_len, uint16_t(k), proto);
+    uint64_t pseudo;
+    if (s.ip == 4) {
+        uint32_t src = src4_ + f.src, dst = dst4_ + f.dst;
+        put32(l3 + 12, src);
+        put32(l3 + 16, dst);
+        put16(l3 + 2, uint16_t(20 + l4_len));
+        put16(l3 + 4, uint16_t(k));
+        uint32_t addrs = sum32(src) + sum32(dst);
+        put16(l3 + 10, fold(uint64_t(ip_sum_) + 20u + l4_len + uint16_t(k) + addrs));
+        pseudo = addrs + proto_ + l4_len;
+    } else {
+        put16(l3 + 4, l4_len);
+        s.src.at(f.src, l3 + 8);
+        s.dst.at(f.dst, l3 + 24);
+        pseudo = raw_sum(l3 + 8, 32) + proto_ + l4_len;
+    }
 
     uint8_t* sig = buf + payload_off_;
-    // Another stream's (longer) headers may have overwritten the fill of this mbuf here.
-    write_fill(buf, payload_off_ + signature_len, std::min<uint32_t>(len, fill_rewrite_end));
+    // Other streams' (longer) headers may have overwritten the fill of this buffer here.
+    write_fill(buf, payload_off_ + signature_len, std::min<uint32_t>(len, rewrite_end_));
     put16(sig, signature_magic);
     put16(sig + 2, index_);
     put32(sig + 4, uint32_t(k));
     std::memcpy(sig + 8, &tsc, 8);
+    uint64_t sum = fill_sum_[s.imix ? k % imix_sizes.size() : 0] + l4_fixed_sum_ + signature_magic + index_ +
+                   sum32(uint32_t(k));
+    for (unsigned i = 0; i < 8; i += 2) sum += uint32_t(sig[8 + i]) << 8 | sig[8 + i + 1];
 
-    uint64_t sum = fill_sum_[s.imix ? k % imix_sizes.size() : 0] + raw_sum(sig, signature_len);
+    uint16_t sport = uint16_t(s.sport.first + f.sport), dport = uint16_t(s.dport.first + f.dport);
     switch (s.proto) {
     case l4_kind::udp:
-        put16(l4, uint16_t(s.sport.first + f.sport));
-        put16(l4 + 2, uint16_t(s.dport.first + f.dport));
+        put16(l4, sport);
+        put16(l4 + 2, dport);
         put16(l4 + 4, l4_len);
-        put16(l4 + 6, 0);
-        sum += pseudo + raw_sum(l4, 8);
+        sum += pseudo + sport + dport + l4_len;
         put16(l4 + 6, fold(sum) ? fold(sum) : 0xffff);
         break;
     case l4_kind::tcp:
-        put16(l4, uint16_t(s.sport.first + f.sport));
-        put16(l4 + 2, uint16_t(s.dport.first + f.dport));
+        put16(l4, sport);
+        put16(l4 + 2, dport);
         put32(l4 + 4, uint32_t(k));
-        put16(l4 + 16, 0);
-        sum += pseudo + raw_sum(l4, 20);
+        sum += pseudo + sport + dport + sum32(uint32_t(k));
         put16(l4 + 16, fold(sum));
         break;
     case l4_kind::icmp:
-        put16(l4 + 2, 0);
-        put16(l4 + 4, uint16_t(s.sport.first + f.sport)); // identifier
-        put16(l4 + 6, uint16_t(k));                         // sequence
-        sum += raw_sum(l4, 8) + (s.ip == 6 ? pseudo : 0);
+        put16(l4 + 4, sport);        // identifier
+        put16(l4 + 6, uint16_t(k)); // sequence
+        sum += sport + uint16_t(k) + (s.ip == 6 ? pseudo : 0);
         put16(l4 + 2, fold(sum));
         break;
     }

@@ -44,19 +44,50 @@ void write_fill(uint8_t* buf, uint32_t from, uint32_t to) noexcept;
 // The signature at the start of an L4 payload of `len` bytes, if it is one.
 std::optional<signature> read_signature(const uint8_t* payload, uint32_t len) noexcept;
 
+// The signature of a frame of `len` bytes laid out as stream_frames builds them (Ethernet
+// [802.1Q] IPv4 without options or IPv6 without extension headers, then UDP, TCP, ICMP or
+// ICMPv6), found without the full packet parser: the receiver's per-packet fast path.
+std::optional<signature> frame_signature(const uint8_t* frame, uint32_t len) noexcept;
+
 // Flow number -> indices into the ranges (dport varies fastest).
 struct flow_indices {
     uint32_t src, dst, sport, dport;
 };
 flow_indices split_flow(uint64_t flow, uint32_t n_src, uint32_t n_dst, uint32_t n_sport, uint32_t n_dport) noexcept;
 
+// The flow indices of packets 0, 1, 2 ... of a stream (split_flow(k mod flows)), advanced
+// by one packet without dividing.
+class flow_cursor {
+public:
+    explicit flow_cursor(const stream_spec& s) noexcept
+        : n_{s.src.count, s.dst.count, s.sport.count, s.dport.count} {}
+    const flow_indices& operator*() const noexcept { return f_; }
+    void advance() noexcept {
+        if (++f_.dport < n_.dport) return;
+        f_.dport = 0;
+        if (++f_.sport < n_.sport) return;
+        f_.sport = 0;
+        if (++f_.dst < n_.dst) return;
+        f_.dst = 0;
+        if (++f_.src < n_.src) return;
+        f_.src = 0;
+    }
+
+private:
+    flow_indices n_, f_{0, 0, 0, 0};
+};
+
 class stream_frames {
 public:
-    stream_frames(const stream_spec& spec, uint16_t stream_index, const mac_addr& smac, const mac_addr& dmac);
+    // dirty_end: how far other frames built into the same buffers may have overwritten the
+    // fill (the longest headers + signature among them; at most fill_rewrite_end).
+    stream_frames(const stream_spec& spec, uint16_t stream_index, const mac_addr& smac, const mac_addr& dmac,
+                  uint32_t dirty_end = fill_rewrite_end);
 
-    // Packet k of the stream into buf (room for spec.largest_size() - 4 bytes, holding the fill
-    // from header_len() on). Returns the frame length written (size - 4).
-    uint16_t build(uint64_t k, uint64_t tsc, uint8_t* buf) const noexcept;
+    // Packet k of the stream, of flow f (split_flow(k mod flows)), into buf (room for
+    // spec.largest_size() - 4 bytes, holding the fill beyond dirty_end). Returns the frame
+    // length written (size - 4).
+    uint16_t build(uint64_t k, const flow_indices& f, uint64_t tsc, uint8_t* buf) const noexcept;
 
     const stream_spec& spec() const noexcept { return spec_; }
 
@@ -65,6 +96,11 @@ private:
     uint16_t index_;
     uint8_t header_[96];        // Ethernet..L4 (at most 18 + 40 + 20) with the fixed fields set
     uint16_t l3_off_, l4_off_, payload_off_;
+    uint32_t rewrite_end_;      // the fill below this is rewritten by build()
+    uint8_t proto_;
+    uint32_t ip_sum_;           // raw sums of the IPv4 and L4 headers' fixed fields
+    uint32_t l4_fixed_sum_;
+    uint32_t src4_ = 0, dst4_ = 0; // IPv4: the ranges' first addresses, host order
     uint32_t fill_sum_[imix_sizes.size()]; // raw 16-bit sums of the fill for each size slot
 };
 

@@ -47,7 +47,8 @@ int64_t lost(const stream_result& s) { return int64_t(s.tx_packets) - int64_t(s.
 
 std::string result_json(const gen_config& cfg, const run_result& r) {
     std::ostringstream o;
-    o << "{\n  \"send_seconds\": " << fmt("%.6f", r.send_seconds) << ",\n  \"drain_seconds\": "
+    o << "{\n  \"send_seconds\": " << fmt("%.6f", r.send_seconds) << ",\n  \"send_cpu_seconds\": "
+      << fmt("%.6f", r.send_cpu_seconds) << ",\n  \"drain_seconds\": "
       << fmt("%.6f", r.drain_seconds) << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false")
       << ",\n  \"tsc_hz\": " << r.tsc_hz << ",\n  \"streams\": [";
     for (std::size_t i = 0; i < cfg.streams.size(); ++i) {

@@ -38,6 +38,10 @@ struct port_result {
 struct run_result {
     uint64_t tsc_hz = 1;
     double send_seconds = 0;  // the sending phase as it ran
+    // CPU time the generator's thread spent in the sending phase (CLOCK_THREAD_CPUTIME_ID):
+    // below send_seconds when the host ran something else on its CPU. send_cpu_seconds x
+    // tsc_hz / packets = the generator's own cycles per packet (TX + RX).
+    double send_cpu_seconds = 0;
     double drain_seconds = 0;
     bool interrupted = false; // SIGINT/SIGTERM ended the sending phase
     std::vector<stream_result> streams; // index = stream index

@@ -15,7 +15,10 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
+
+#include <time.h>
 
 namespace sluice::gen {
 
@@ -36,6 +39,7 @@ mac_addr to_mac(const rte_ether_addr& a) {
 
 struct tx_stream {
     std::unique_ptr<stream_frames> frames;
+    std::optional<flow_cursor> flow; // of packet `built`
     uint16_t port = 0;         // index into ports
     uint64_t rate = 0, count = 0;
     bool done = false;
@@ -148,7 +152,10 @@ run_result run_traffic(const gen_config& cfg, const std::vector<open_port>& port
     res.streams.resize(cfg.streams.size());
     res.ports.resize(ports.size());
 
-    // Streams; default MACs: tx port's own as source, the rx port's as destination.
+    // Streams; default MACs: tx port's own as source, the rx port's as destination. All
+    // frames share the TX pool: a stream rewrites the fill as far as the others' headers reach.
+    uint32_t dirty_end = cfg.tcp ? cfg.tcp->header_len() : 0u;
+    for (const auto& sp : cfg.streams) dirty_end = std::max<uint32_t>(dirty_end, sp.header_len() + signature_len);
     std::vector<tx_stream> streams(cfg.streams.size());
     std::vector<std::size_t> rx_port_of(cfg.streams.size(), SIZE_MAX);
     for (std::size_t i = 0; i < cfg.streams.size(); ++i) {
@@ -162,7 +169,8 @@ run_result run_traffic(const gen_config& cfg, const std::vector<open_port>& port
             dmac = to_mac(ports[rx_port_of[i]].mac);
         }
         if (sp.dmac) dmac = *sp.dmac;
-        st.frames = std::make_unique<stream_frames>(sp, uint16_t(i), smac, dmac);
+        st.frames = std::make_unique<stream_frames>(sp, uint16_t(i), smac, dmac, dirty_end);
+        st.flow.emplace(sp);
         st.rate = sp.rate_pps;
         st.count = sp.count;
     }
@@ -225,23 +233,20 @@ run_result run_traffic(const gen_config& cfg, const std::vector<open_port>& port
                 rte_mbuf* m = rx[i];
                 pr.rx_bytes += m->pkt_len;
                 const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+                auto sig = frame_signature(d, m->data_len);
+                if (sig && sig->stream < streams.size() && rx_port_of[sig->stream] == p) {
+                    auto& sr = res.streams[sig->stream];
+                    if (sr.rx_packets && int32_t(sig->seq - sr.last_seq) <= 0) ++sr.reordered;
+                    else sr.last_seq = sig->seq;
+                    ++sr.rx_packets;
+                    sr.rx_bytes += m->pkt_len;
+                    if (sig->tsc <= now) sr.latency.record(now - sig->tsc);
+                    continue;
+                }
                 packet_meta meta;
                 if (!parse_packet(d, m->data_len, m->pkt_len, meta).ok) {
                     ++pr.rx_unmatched;
                     continue;
-                }
-                uint32_t off = uint32_t(meta.l4_off) + meta.l4_len;
-                if (off < m->data_len) {
-                    auto sig = read_signature(d + off, std::min<uint32_t>(meta.payload_len, m->data_len - off));
-                    if (sig && sig->stream < streams.size() && rx_port_of[sig->stream] == p) {
-                        auto& sr = res.streams[sig->stream];
-                        if (sr.rx_packets && int32_t(sig->seq - sr.last_seq) <= 0) ++sr.reordered;
-                        else sr.last_seq = sig->seq;
-                        ++sr.rx_packets;
-                        sr.rx_bytes += m->pkt_len;
-                        if (sig->tsc <= now) sr.latency.record(now - sig->tsc);
-                        continue;
-                    }
                 }
                 if (role[p].tcp_client || role[p].tcp_server) {
                     bool at_client = role[p].tcp_client;
@@ -297,8 +302,12 @@ run_result run_traffic(const gen_config& cfg, const std::vector<open_port>& port
                 ++pr.alloc_failed;
                 continue;
             }
+            // The pool's mbufs are mostly cold (the peer holds thousands): fetch the lines
+            // to be written while the first frames are built.
+            for (unsigned k = 0; k < want; ++k) __builtin_prefetch(rte_pktmbuf_mtod(b[k], void*), 1);
             for (unsigned k = 0; k < want; ++k) {
-                uint16_t len = st.frames->build(sr.built + k, now, rte_pktmbuf_mtod(b[k], uint8_t*));
+                uint16_t len = st.frames->build(sr.built + k, **st.flow, now, rte_pktmbuf_mtod(b[k], uint8_t*));
+                st.flow->advance();
                 b[k]->data_len = len;
                 b[k]->pkt_len = len;
             }
@@ -317,6 +326,12 @@ run_result run_traffic(const gen_config& cfg, const std::vector<open_port>& port
         return all_done;
     };
 
+    auto thread_cpu_seconds = [] {
+        timespec t{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+    };
+    const double cpu_start = thread_cpu_seconds();
     const uint64_t start = rte_rdtsc();
     for (auto& sr : res.streams) sr.start_tsc = start;
     if (tcp) tcp->start(start);
@@ -341,6 +356,7 @@ run_result run_traffic(const gen_config& cfg, const std::vector<open_port>& port
     }
     const uint64_t send_stop = now;
     res.send_seconds = double(send_stop - start) / double(hz);
+    res.send_cpu_seconds = thread_cpu_seconds() - cpu_start;
 
     // Drain: receive (and let TCP connections finish) until all is back or the time is up.
     if (tcp) tcp->stop_opening();
