@@ -1,5 +1,6 @@
 """What tools/bench's scenario modules share: the figure table, sluice-gen runs, rulesets,
 DPDK runtime-file cleanup. Runs under Debian's /usr/bin/python3."""
+import ipaddress
 import json
 import os
 import statistics
@@ -56,31 +57,88 @@ class Gen:
     def __init__(self, d, ports, prefix, cpu=0):
         self.d, self.ports, self.prefix, self.cpu = d, ports, prefix, cpu
 
-    def run(self, name, args, timeout=90):
-        out = os.path.join(self.d, name + ".json")
+    def command(self, args, json_out, log_level="warn"):
         cmd = [os.path.join(BUILD, "tools", "gen", "sluice-gen")]
         for p in self.ports:
             cmd += ["--port", p]
-        cmd += ["--cpu", str(self.cpu), "--file-prefix", self.prefix, "--hugepages", "yes",
-                "--mbufs", "16383", "--link-wait", "10", "--log-level", "warn", "--json", out, *args]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return cmd + ["--cpu", str(self.cpu), "--file-prefix", self.prefix, "--hugepages", "yes",
+                      "--mbufs", "16383", "--link-wait", "10", "--log-level", log_level, "--json", json_out, *args]
+
+    def run(self, name, args, timeout=90):
+        out = os.path.join(self.d, name + ".json")
+        p = subprocess.run(self.command(args, out), capture_output=True, text=True, timeout=timeout)
         if p.returncode != 0:
             raise RuntimeError(f"sluice-gen exit {p.returncode}\n{p.stdout}\n{p.stderr}")
         with open(out) as f:
             return json.load(f)
 
 
-def udp_streams(both_ways, rate, count, new_flows):
-    """UDP 64 B west->east (and east->west). new_flows: `count` distinct flows (sources from
-    10.0.0.0/12 x 16 ports, never repeating within a run), else 256 flows."""
+# Rulesets (ruleset(path, N)) by name; the appliance and OVS-DPDK run them all, netfilter the
+# first, 1k and 10k.
+RULESETS = {"norules": 0, "rules1": 1, "rules1k": 1000, "rules10k": 10000, "rules100k": 100000}
+# Flow counts of the established-flow scenarios (1M: the appliance, and not with --quick).
+ESTABLISHED_FLOWS = (1, 256, 1000, 10_000, 100_000, 1_000_000)
+
+
+def established_name(flows):
+    """udp_established (256 flows: the scenario every peer runs) or udp_established_<N>flows."""
+    return "udp_established" if flows == 256 else f"udp_established_{flows}flows"
+
+
+def run_seconds(quick):
+    """Length of a measured run: long enough for per-second figures."""
+    return 6 if quick else 20
+
+
+def new_flow_count(quick):
+    """Packets (each a new flow) of the udp_new scenario: within the default conntrack-max."""
+    return 200_000 if quick else 1_000_000
+
+
+def established_warm(gen, name, flows=256, size=64):
+    """Every flow sent both ways at a moderate rate, so that the measured run finds them all in
+    the flow table (ESTABLISHED)."""
+    gen.run(f"{name}-warm", ["--duration", "5" if flows > 100_000 else "2", "--drain-ms", "300",
+                             "--start-delay-ms", "1200",
+                             *udp_streams(True, "1m" if flows > 10_000 else "50k", max(4096, 2 * flows),
+                                          flows=flows, size=size)],
+            timeout=120)
+
+
+def timed_args(quick, *traffic):
+    """sluice-gen arguments of a measured run: run_seconds of `traffic` (--stream/--tcp ...)."""
+    return ["--duration", str(run_seconds(quick)), "--drain-ms", "500", "--start-delay-ms", "1200", *traffic]
+
+
+def established_args(quick, flows=256, size=64):
+    """The measured "established UDP both ways" run: both directions as fast as sluice-gen goes."""
+    return timed_args(quick, *udp_streams(True, "unlimited", 0, flows=flows, size=size))
+
+
+def flow_ranges(flows):
+    """(src range, dport range) of `flows` established flows west->east: 192.0.2.0/28 x 16
+    ports for 256 (the scenario every peer runs), else sources from 10.128.0.0 x up to 16 ports."""
+    if flows == 256:
+        return "192.0.2.0/28", "1000-1015"
+    ports = min(16, flows)
+    n_src = max(1, flows // ports)
+    first = ipaddress.IPv4Address("10.128.0.0")
+    return f"{first}-{first + n_src - 1}", f"1000-{999 + ports}"
+
+
+def udp_streams(both_ways, rate, count, new_flows=False, flows=256, size=64):
+    """UDP frames of `size` bytes west->east (and east->west). new_flows: `count` distinct flows
+    (sources from 10.0.0.0/12 x 16 ports, never repeating within a run), else `flows` flows
+    (flow_ranges) sent round-robin."""
     if new_flows:
-        w2e = f"name=w2e,tx=west,rx=east,size=64,rate={rate},count={count},src=10.0.0.0/12,sport=1000-1015,dport=53"
+        w2e = f"name=w2e,tx=west,rx=east,size={size},rate={rate},count={count},src=10.0.0.0/12,sport=1000-1015,dport=53"
         return ["--stream", w2e]
-    s = ["--stream", f"name=w2e,tx=west,rx=east,size=64,rate={rate},count={count},src=192.0.2.0/28,dport=1000-1015"]
+    src, dport = flow_ranges(flows)
+    s = ["--stream", f"name=w2e,tx=west,rx=east,size={size},rate={rate},count={count},src={src},dport={dport}"]
     if both_ways:
-        # The reply direction of the same 256 flows: conntrack sees both ways, ESTABLISHED.
-        s += ["--stream", f"name=e2w,tx=east,rx=west,size=64,rate={rate},count={count},src=198.51.100.1,"
-                          "sport=1000-1015,dst=192.0.2.0/28,dport=1024"]
+        # The reply direction of the same flows: conntrack sees both ways, ESTABLISHED.
+        s += ["--stream", f"name=e2w,tx=east,rx=west,size={size},rate={rate},count={count},src=198.51.100.1,"
+                          f"sport={dport},dst={src},dport=1024"]
     return s
 
 
@@ -120,11 +178,13 @@ APPLIANCE_PREFIX = f"sluice-bench-fp-{os.getpid()}"
 
 def appliance_conf(d, *extra):
     """sluice-fastpath as the memif server of two links west/east (sockets in d), one worker on
-    CPU 1 polling, hugepages; extra config lines appended."""
+    CPU 1 polling, hugepages, its agent socket in d (not the shared default); extra config lines
+    appended."""
     return [f"port = west=net_memif0,role=server,id=0,socket={d}/west.sock",
             f"port = east=net_memif1,role=server,id=0,socket={d}/east.sock",
             "pair = west:east", "workers = 1", "cpus = 0,1", "idle = poll", "hugepages = yes",
-            "mbufs = 16383", f"file-prefix = {APPLIANCE_PREFIX}", "log-level = info", *extra]
+            "mbufs = 16383", f"file-prefix = {APPLIANCE_PREFIX}", "log-level = info",
+            f"agent-socket = {d}/agent.sock", *extra]
 
 
 def memif_gen(d):
