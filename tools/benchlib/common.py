@@ -157,9 +157,12 @@ def add_stream_figures(fig, key, res, cores=1):
 
 
 def busy_delta(before, after):
-    cyc = sum(w["busy_cycles"] for w in after["workers"]) - sum(w["busy_cycles"] for w in before["workers"])
+    """(busy cycles, idle cycles, packets received) of the appliance between two readings of
+    its counters."""
+    def delta(f):
+        return sum(w[f] for w in after["workers"]) - sum(w[f] for w in before["workers"])
     pk = sum(p["rx_packets"] for p in after["ports"]) - sum(p["rx_packets"] for p in before["ports"])
-    return cyc, pk
+    return delta("busy_cycles"), delta("idle_cycles"), pk
 
 
 def percentile(vals, q):
