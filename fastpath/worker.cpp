@@ -34,6 +34,30 @@ constexpr unsigned idle_polls_before_sleep = 32;
 constexpr uint32_t expire_per_burst = 32, expire_when_idle = 1024;
 constexpr uint64_t idle_sweep_ns = 1'000'000;
 
+// steady_ns() from the TSC: a clock_gettime per loop iteration cost 6 % of a saturated worker
+// in this VM (kvm-clock). Rebased on steady_ns() every second, so the two clocks agree to the
+// TSC's drift over a second.
+class tsc_steady_clock {
+public:
+    tsc_steady_clock() : ns_per_tsc_(1e9 / double(rte_get_tsc_hz())), rebase_every_(rte_get_tsc_hz()) { rebase(); }
+    uint64_t now() noexcept {
+        uint64_t t = rte_rdtsc();
+        if (t - base_tsc_ >= rebase_every_) {
+            rebase();
+            return base_ns_;
+        }
+        return base_ns_ + uint64_t(double(t - base_tsc_) * ns_per_tsc_);
+    }
+
+private:
+    void rebase() noexcept {
+        base_tsc_ = rte_rdtsc();
+        base_ns_ = steady_ns();
+    }
+    double ns_per_tsc_;
+    uint64_t rebase_every_, base_tsc_ = 0, base_ns_ = 0;
+};
+
 class pipeline {
 public:
     explicit pipeline(worker& w) : w_(w), c_(w.counters), ps_(*w.ports), exc_(w) {}
@@ -314,6 +338,7 @@ private:
     std::array<filter_input, max_burst> fin_;
     std::array<filter_decision, max_burst> dec_;
     const policy_snapshot* snap_ = nullptr; // for this loop iteration
+    tsc_steady_clock clock_;
     uint32_t now_s_ = 0;
     uint64_t now_ns_ = 0;
     std::array<std::array<rte_mbuf*, max_burst>, max_ports> tx_;
@@ -332,7 +357,7 @@ void pipeline::run() noexcept {
         uint64_t t0 = rte_rdtsc();
         // One policy and one clock reading per iteration; quiescent once it is over.
         snap_ = w_.policy->current();
-        now_ns_ = steady_ns();
+        now_ns_ = clock_.now();
         now_s_ = uint32_t(now_ns_ / 1000000000u);
         unsigned moved = 0;
         for (const auto& q : w_.rx) moved += poll_rx(q);

@@ -42,7 +42,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fastpath_harness import Fastpath  # noqa: E402
+from fastpath_harness import Fastpath, remove_dpdk_files  # noqa: E402
 import nlclient as nl  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Ether  # noqa: E402
@@ -534,6 +534,7 @@ def main():
     finally:
         if FP[0]:
             FP[0].kill()
+        remove_dpdk_files(f"sluice-agent-{os.getpid()}")
         lab.down()
     if failures:
         print("FAIL\n  " + "\n  ".join(failures))

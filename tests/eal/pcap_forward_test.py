@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fastpath_harness import Fastpath  # noqa: E402
+from fastpath_harness import Fastpath, remove_dpdk_files  # noqa: E402
 from pcap_file import read_pcap, write_pcap  # noqa: E402
 
 from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1AD, Dot1Q, Ether, ICMPv6EchoRequest,  # noqa: E402
@@ -141,6 +141,7 @@ def main():
         rc, c = fp.stop()
     finally:
         fp.kill()
+        remove_dpdk_files(f"sluice-pcap-{os.getpid()}")
     if rc != 0:
         failures.append(f"exit code {rc} after SIGTERM")
 
