@@ -61,7 +61,7 @@ class Gen:
         cmd = [os.path.join(BUILD, "tools", "gen", "sluice-gen")]
         for p in self.ports:
             cmd += ["--port", p]
-        return cmd + ["--cpu", str(self.cpu), "--file-prefix", self.prefix, "--hugepages", "yes",
+        return cmd + ["--cpu", str(self.cpu), "--file-prefix", self.prefix, "--hugepages", "yes", "--burst", BURST,
                       "--mbufs", "16383", "--link-wait", "10", "--log-level", log_level, "--json", json_out, *args]
 
     def run(self, name, args, timeout=90):
@@ -72,6 +72,11 @@ class Gen:
         with open(out) as f:
             return json.load(f)
 
+
+# RX/TX burst of every DPDK process on the links (sluice-gen, sluice-fastpath, testpmd; OVS
+# has its fixed 32): over memif, 128 forwards 10-25 % more than 32 here, both sides polling
+# each other's short bursts otherwise.
+BURST = "128"
 
 # Rulesets (ruleset(path, N)) by name; the appliance and OVS-DPDK run them all, netfilter the
 # first, 1k and 10k.
@@ -185,7 +190,7 @@ def appliance_conf(d, *extra):
     appended."""
     return [f"port = west=net_memif0,role=server,id=0,socket={d}/west.sock",
             f"port = east=net_memif1,role=server,id=0,socket={d}/east.sock",
-            "pair = west:east", "workers = 1", "cpus = 0,1", "idle = poll", "hugepages = yes",
+            "pair = west:east", "workers = 1", "cpus = 0,1", "idle = poll", "hugepages = yes", f"burst = {BURST}",
             "mbufs = 16383", f"file-prefix = {APPLIANCE_PREFIX}", "log-level = info",
             f"agent-socket = {d}/agent.sock", *extra]
 
