@@ -98,4 +98,7 @@ lab_down() {
             ip netns del "$ns"
         fi
     done
+    # The DPDK runtime directory of the processes run with --file-prefix $P (the tests use the
+    # lab's name), and any hugepage files they left.
+    rm -rf "/var/run/dpdk/$P" /dev/hugepages/"$P"map_* 2>/dev/null || true
 }

@@ -308,6 +308,7 @@ def run_side(kind, sc, args, prefix, workdir):
         if fp is not None:
             fp.stop()
         lab.down()
+        shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)  # sluice-fastpath's runtime files
 
 
 class Sluice:
