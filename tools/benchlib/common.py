@@ -161,6 +161,19 @@ def add_stream_figures(fig, key, res, cores=1):
     return tx, rx
 
 
+def add_tcp_figures(fig, key, res):
+    """sluice-gen's TCP workload result as figures (completed connections/s and share,
+    SYN-to-last-ACK latency); returns its tcp section."""
+    t = res["tcp"]
+    fig.add(f"{key}.completed_cps", t["cps"], "connections/s", "higher")
+    fig.add(f"{key}.completed_ratio", t["completed"] / max(1, t["opened"]), "ratio", "higher")
+    cl = t.get("complete_latency", {})
+    if cl.get("samples"):
+        fig.add(f"{key}.latency_median_us", cl["median_us"], "us", "lower")
+        fig.add(f"{key}.latency_p99_us", cl["p99_us"], "us", "lower")
+    return t
+
+
 def busy_delta(before, after):
     """(busy cycles, idle cycles, packets received) of the appliance between two readings of
     its counters."""

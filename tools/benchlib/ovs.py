@@ -89,8 +89,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchlib.common import (BUILD, ESTABLISHED_FLOWS, RULESETS, Figures, Gen, add_stream_figures,  # noqa: E402
-                             established_args, established_name, established_warm, free_hugepages, log,
+from benchlib.common import (BUILD, ESTABLISHED_FLOWS, RULESETS, Figures, Gen,  # noqa: E402
+                             add_stream_figures, add_tcp_figures, established_args, established_name, established_warm, free_hugepages, log,
                              new_flow_count, remove_dpdk_files, timed_args, udp_streams)
 
 VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
@@ -366,13 +366,7 @@ def measured_run(ovs, gen, fig, key, name, args, rnd):
         log(f"{key} round {rnd}: {st['failed_upcalls']} failed upcalls (OVS's slow path): figures not representative")
     fig.add(f"{key}.pmd_cycles_per_packet", cpp, "cycles/packet", "lower")
     if "tcp" in res:
-        t = res["tcp"]
-        fig.add(f"{key}.completed_cps", t["cps"], "connections/s", "higher")
-        fig.add(f"{key}.completed_ratio", t["completed"] / max(1, t["opened"]), "ratio", "higher")
-        cl = t.get("complete_latency", {})
-        if cl.get("samples"):
-            fig.add(f"{key}.latency_median_us", cl["median_us"], "us", "lower")
-            fig.add(f"{key}.latency_p99_us", cl["p99_us"], "us", "lower")
+        t = add_tcp_figures(fig, key, res)
         log(f"{key} round {rnd}: {t['completed']}/{t['opened']} connections, {t['cps']:.0f}/s, "
             f"{cpp:.0f} PMD cycles/packet")
     else:
